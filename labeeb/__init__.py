@@ -1,0 +1,3 @@
+"""Labeeb: a private, local, plugin-based voice and vision assistant."""
+
+__version__ = "0.1.0"

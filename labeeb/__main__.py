@@ -1,0 +1,3 @@
+from labeeb.cli import main
+
+main()

@@ -1,0 +1,202 @@
+"""The assistant: one command in, one reply out, through the router and a skill."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from labeeb.context import Conversation
+from labeeb.host import PluginHost
+from labeeb.isolation import describe
+from labeeb.messages import Command, Reply, Timings, Usage
+from labeeb.router import Route, Router
+from labeeb.skills import Request
+from labeeb.vision.backend import ModelUnavailableError, VisionError
+from labeeb.vision.processor import VisionProcessor, shared_processor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labeeb.config import Settings
+
+log = logging.getLogger("labeeb")
+
+ChunkCallback = Callable[[str], None]
+_DONE = object()
+
+
+class Assistant:
+    def __init__(self, settings: Settings, host: PluginHost | None = None) -> None:
+        self.settings = settings
+        if host is None:
+            host = PluginHost(settings.plugins)
+            host.load_entrypoints()
+        self.host = host
+        self.context = Conversation(settings.context.max_images, settings.context.max_exchanges)
+        self._router: Router | None = None
+        self._vision: VisionProcessor | None = None
+        self._started = False
+
+    # -- parts, built on first use ---------------------------------------------------------
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            self._router = Router(self.host.skills(), self.settings.router.threshold)
+        return self._router
+
+    @property
+    def vision(self) -> VisionProcessor:
+        if self._vision is None:
+            self._vision = shared_processor(self.settings.vision, self.host.vision_backends())
+        return self._vision
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.host.startup(self)
+
+    def stop(self) -> None:
+        if self._started:
+            self._started = False
+            self.host.shutdown(self)
+
+    def __enter__(self) -> Assistant:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- handling a command ----------------------------------------------------------------
+
+    def route(self, text: str) -> Route:
+        return self.router.route(text)
+
+    def handle(
+        self,
+        command: Command,
+        on_chunk: ChunkCallback | None = None,
+        cancel: threading.Event | None = None,
+        remember: bool = True,
+    ) -> Reply:
+        """Route ``command`` to a skill, run it in isolation, stream chunks to ``on_chunk``."""
+        self.start()
+        started = time.perf_counter()
+        route = self.route(command.text)
+        routed = time.perf_counter() - started
+        if command.images:
+            self.context.set_images(command.images)
+        skill = route.skill
+        request = Request(command=command, skill=skill, assistant=self, cancel=cancel or threading.Event())
+        try:
+            text = self._run_skill(request, on_chunk)
+            reply = Reply(text=text, plugin=skill.plugin, skill=skill.name)
+            if request.cancelled:
+                reply.data["cancelled"] = True
+        except _SkillReply as wrapped:
+            reply = wrapped.reply
+            reply.plugin, reply.skill = reply.plugin or skill.plugin, reply.skill or skill.name
+        except ModelUnavailableError as exc:
+            reply = self._error(skill.plugin, skill.name, str(exc))
+            reply.data["model_unavailable"] = True
+        except VisionError as exc:
+            reply = self._error(skill.plugin, skill.name, f"The vision model failed: {exc}")
+        except Exception as exc:
+            log.warning("skill %s failed: %s", skill.qualified_name, describe(exc))
+            reply = self._error(skill.plugin, skill.name, f"The {skill.qualified_name} skill failed: {describe(exc)}")
+        self._account(reply, request, started, routed)
+        reply = self.host.process_reply(reply, command)
+        if remember and not reply.error:
+            self.context.add_exchange(command.text, reply.text)
+        return reply
+
+    @staticmethod
+    def _error(plugin: str, skill: str, text: str) -> Reply:
+        return Reply(text=text, plugin=plugin, skill=skill, error=True)
+
+    def _account(self, reply: Reply, request: Request, started: float, routed: float) -> None:
+        calls = request.vision_calls
+        if calls:
+            reply.usage = sum((call.usage for call in calls), Usage())
+        first_chunk = request.first_chunk_at
+        reply.timings = Timings(
+            load=reply.timings.load or (calls[0].timings.load if calls else None),
+            preprocess=reply.timings.preprocess or (calls[0].timings.preprocess if calls else None),
+            ttft=reply.timings.ttft or (routed + first_chunk if first_chunk is not None else None),
+            total=time.perf_counter() - started,
+            route=routed,
+        )
+
+    def _run_skill(self, request: Request, on_chunk: ChunkCallback | None) -> str:
+        """Run the handler in a worker thread; stream its chunks; cut it off on timeout."""
+        chunks: queue.Queue[object] = queue.Queue()
+        started = time.perf_counter()
+
+        def work() -> None:
+            try:
+                result = request.skill.handler(request)
+                if isinstance(result, Reply):
+                    raise _SkillReply(result)
+                if isinstance(result, str):
+                    chunks.put(result)
+                elif isinstance(result, Iterable):
+                    for chunk in result:
+                        if not isinstance(chunk, str):
+                            raise TypeError(f"streamed a {type(chunk).__name__}, not text")
+                        chunks.put(chunk)
+                else:
+                    raise TypeError(
+                        f"returned {type(result).__name__}; a skill returns a Reply, a str or text chunks"
+                    )
+            except BaseException as exc:
+                chunks.put(exc)
+            finally:
+                chunks.put(_DONE)
+
+        threading.Thread(target=work, name=f"labeeb-skill-{request.skill.name}", daemon=True).start()
+        parts: list[str] = []
+        try:
+            self._pump(request, chunks, parts, started, on_chunk)
+        except KeyboardInterrupt:  # Ctrl-C stops this answer, not the program
+            request.cancel.set()
+            request.cancelled = True
+        return "".join(parts)
+
+    def _pump(
+        self,
+        request: Request,
+        chunks: queue.Queue[object],
+        parts: list[str],
+        started: float,
+        on_chunk: ChunkCallback | None,
+    ) -> None:
+        deadline = started + self.settings.plugins.timeout
+        while True:
+            remaining = deadline - time.perf_counter()
+            try:
+                item = chunks.get(timeout=max(0.0, min(remaining, 0.25)))
+            except queue.Empty:
+                if time.perf_counter() >= deadline:
+                    request.cancel.set()
+                    raise TimeoutError(
+                        f"no answer within {self.settings.plugins.timeout:g} s (plugins.timeout)"
+                    ) from None
+                continue
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if request.first_chunk_at is None:
+                request.first_chunk_at = time.perf_counter() - started
+            parts.append(item)  # type: ignore[arg-type]
+            if on_chunk is not None:
+                on_chunk(item)  # type: ignore[arg-type]
+
+
+class _SkillReply(Exception):
+    """Carries a finished Reply out of the worker thread."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply

@@ -1,0 +1,138 @@
+"""The ``labeeb`` command line. Heavy modules load inside commands, never at import."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from labeeb import __version__
+from labeeb.config import ConfigError, LoadedConfig, load_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labeeb.assistant import Assistant
+    from labeeb.host import PluginHost
+
+
+class App:
+    """What every command shares: the config, the plugin host and the assistant."""
+
+    def __init__(self, config_path: str | None = None) -> None:
+        self.config_path = config_path
+        self._warned = False
+
+    @cached_property
+    def loaded(self) -> LoadedConfig:
+        return load_config(self.config_path)
+
+    @cached_property
+    def host(self) -> PluginHost:
+        from labeeb.host import PluginHost
+
+        host = PluginHost(self.loaded.settings.plugins)
+        host.load_entrypoints()
+        return host
+
+    @cached_property
+    def assistant(self) -> Assistant:
+        from labeeb.assistant import Assistant
+
+        assistant = Assistant(self.loaded.settings, host=self.host)
+        assistant.router  # registers skills now, so broken plugins are reported up front
+        self.warn_failed_plugins()
+        return assistant
+
+    def warn_failed_plugins(self) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        for info in self.host.failed():
+            click.echo(
+                f"labeeb: plugin {info.name!r} {info.error}; skipped (see `labeeb plugins`)", err=True
+            )
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"labeeb: {message}", err=True)
+    sys.exit(code)
+
+
+def get_app(ctx: click.Context) -> App:
+    app = ctx.find_object(App)
+    assert app is not None
+    return app
+
+
+def settings_or_exit(app: App) -> Any:
+    try:
+        return app.loaded.settings
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            fail(str(exc), 2)
+
+
+def create_cli() -> click.Group:
+    @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="LABEEB_CONFIG",
+        help="Config file to use instead of the user's (also LABEEB_CONFIG).",
+    )
+    @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+    @click.version_option(__version__, prog_name="labeeb")
+    @click.pass_context
+    def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+        """Labeeb: a private, local voice and vision assistant.
+
+        Ask about images, documents and your screen, by typing or speaking.
+        """
+        app = ctx.ensure_object(App)
+        if config_path and app.config_path != config_path:
+            app.config_path = config_path
+            app.__dict__.pop("loaded", None)
+        level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+    from labeeb.cli import ask, chat, config_cmd, doctor, plugins_cmd
+
+    for module in (chat, ask, plugins_cmd, config_cmd, doctor):
+        cli.add_command(module.command)
+    return cli
+
+
+def _peek_config(argv: list[str]) -> str | None:
+    """The ``--config`` value before click parses, so plugins load with the right config."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    app = App(_peek_config(argv))
+    cli = create_cli()
+    try:
+        app.host.add_commands(cli)
+    except ConfigError:
+        pass  # reported by the command that needs the config
+    cli.main(args=argv, prog_name="labeeb", obj=app)
+
+
+def resolve_paths(paths: tuple[str, ...]) -> list[Path]:
+    return [Path(p).expanduser() for p in paths]

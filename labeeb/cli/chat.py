@@ -1,0 +1,137 @@
+"""``labeeb chat``: a terminal conversation with streamed answers."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import unquote, urlparse
+
+import click
+
+from labeeb.cli import get_app
+
+HELP = """Type a question or a command and press Enter.
+  /image PATH [PATH...]  attach images or PDFs to the next question (or drop files here)
+  /forget                forget the attached images and the conversation
+  /explain TEXT          show how TEXT would be routed, without running it
+  /help                  this help
+  /quit                  leave (Ctrl-D works too; Ctrl-C stops an answer)"""
+
+
+def dropped_paths(line: str) -> list[Path] | None:
+    """Paths when the whole line is one or more existing files (drag and drop), else None."""
+    try:
+        parts = shlex.split(line)
+    except ValueError:
+        return None
+    paths = []
+    for part in parts:
+        if part.startswith("file://"):
+            part = unquote(urlparse(part).path)
+        path = Path(part).expanduser()
+        if not path.is_file():
+            return None
+        paths.append(path)
+    return paths or None
+
+
+def _lines(prompt: str) -> Iterator[str]:
+    """Input lines: with arrow-key history on a terminal, plain lines from a pipe."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from platformdirs import user_data_path
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
+
+        history = user_data_path("labeeb", ensure_exists=True) / "chat_history"
+        session: PromptSession[str] = PromptSession(history=FileHistory(str(history)))
+        while True:
+            try:
+                yield session.prompt(prompt)
+            except KeyboardInterrupt:
+                continue  # Ctrl-C at the prompt clears the line
+            except EOFError:
+                return
+    else:
+        for line in sys.stdin:
+            yield line.rstrip("\n")
+
+
+@click.command("chat")
+@click.option("--image", "-i", "images", multiple=True, type=click.Path(), help="Start with these images attached.")
+@click.pass_context
+def command(ctx: click.Context, images: tuple[str, ...]) -> None:
+    """Chat with Labeeb in the terminal."""
+    from labeeb.images import ImageError, load_attachments
+    from labeeb.messages import Command
+
+    app = get_app(ctx)
+    assistant = app.assistant
+    pending: list[Path] = [Path(p) for p in images]
+    echo: Callable[..., None] = click.echo
+    echo("Labeeb is listening. /help for commands, /quit to leave.")
+
+    with assistant:
+        for raw in _lines("you> "):
+            line = raw.strip()
+            if not line:
+                continue
+            if line in ("/quit", "/exit", "/q"):
+                break
+            if line == "/help":
+                echo(HELP)
+                continue
+            if line == "/forget":
+                assistant.context.clear()
+                pending.clear()
+                echo("(forgot the images and the conversation)")
+                continue
+            if line.startswith("/explain "):
+                echo(assistant.route(line[len("/explain ") :]).explain())
+                continue
+            if line.startswith("/image"):
+                paths = dropped_paths(line[len("/image") :].strip()) or []
+                if not paths:
+                    echo("usage: /image PATH [PATH...] (the files must exist)", err=True)
+                    continue
+                pending += paths
+                echo(f"(attached {', '.join(p.name for p in paths)}; now ask about it)")
+                continue
+            if line.startswith("/"):
+                echo(f"unknown command {line.split()[0]}; /help lists them", err=True)
+                continue
+            dropped = dropped_paths(line)
+            if dropped:
+                pending += dropped
+                echo(f"(attached {', '.join(p.name for p in dropped)}; now ask about it)")
+                continue
+
+            try:
+                pictures, files = load_attachments(pending)
+            except ImageError as exc:
+                echo(f"labeeb: {exc}", err=True)
+                pending.clear()
+                continue
+            pending.clear()
+            echo("labeeb> ", nl=False)
+            streamed: list[str] = []
+
+            def on_chunk(chunk: str) -> None:
+                streamed.append(chunk)
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+
+            reply = assistant.handle(
+                Command(text=line, images=pictures, files=files, source="chat"),
+                on_chunk=on_chunk,
+                cancel=threading.Event(),
+            )
+            if reply.error:
+                echo(("\n" if streamed else "") + reply.text)
+            elif not streamed:
+                echo(reply.text)
+            else:
+                echo(" [stopped]" if reply.data.get("cancelled") else "")
+    echo("Bye.")

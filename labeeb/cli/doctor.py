@@ -1,0 +1,136 @@
+"""``labeeb doctor``: checks each part Labeeb needs and says what to do about it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import click
+
+from labeeb.cli import get_app
+from labeeb.config import Settings
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # "OK", "WARN", "FAIL"
+    detail: str
+
+
+def check_model(settings: Settings) -> Check:
+    vision = settings.vision
+    if vision.backend == "openai":
+        import httpx
+
+        url = vision.openai.base_url.rstrip("/") + "/models"
+        try:
+            httpx.get(url, timeout=5.0)
+        except httpx.HTTPError as exc:
+            return Check("vision model", "FAIL", f"{url} unreachable ({exc}); start the server or fix vision.openai.base_url")
+        return Check("vision model", "OK", f"{vision.openai.model} at {vision.openai.base_url} (screenshots you ask about are sent there)")
+    if vision.backend != "transformers":
+        return Check("vision model", "OK", f"backend {vision.backend!r} (from a plugin)")
+    from labeeb.vision.backend import ModelUnavailableError
+    from labeeb.vision.model_files import resolve_model
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # doctor only looks; it never downloads
+    try:
+        path = resolve_model(vision.model)
+    except ModelUnavailableError as exc:
+        return Check("vision model", "FAIL", str(exc))
+    weights = list(path.glob("*.safetensors")) + list(path.glob("*.bin"))
+    if not weights:
+        return Check("vision model", "FAIL", f"{path} has no weights (*.safetensors); download the model again")
+    return Check("vision model", "OK", f"{vision.model} at {path}; runs locally, nothing leaves this machine")
+
+
+def check_gpu(settings: Settings) -> Check:
+    import torch
+
+    if torch.cuda.is_available():
+        return Check("GPU", "OK", f"CUDA: {torch.cuda.get_device_name(0)}")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return Check("GPU", "OK", "Apple MPS")
+    from labeeb.vision.transformers_backend import cpu_has_bf16
+
+    kind = "bf16" if cpu_has_bf16() else "fp32"
+    return Check("GPU", "OK", f"none; the model runs on the CPU in {kind} ({os.cpu_count()} cores)")
+
+
+def check_screen(settings: Settings) -> Check:
+    if sys.platform.startswith("linux"):
+        if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
+            return Check("screen capture", "WARN", "Wayland without XWayland: run under an X11 session or enable XWayland (DISPLAY)")
+        if not os.environ.get("DISPLAY"):
+            return Check("screen capture", "WARN", "no display (DISPLAY is unset); start an X session or `Xvfb :99 & export DISPLAY=:99`")
+    try:
+        import mss
+
+        with mss.mss() as grabber:
+            monitors = grabber.monitors[1:]
+    except Exception as exc:
+        return Check("screen capture", "WARN", f"cannot grab the screen ({exc}); `pip install mss` and check the display")
+    sizes = ", ".join(f"{m['width']}x{m['height']}" for m in monitors)
+    return Check("screen capture", "OK", f"{len(monitors)} monitor(s): {sizes}")
+
+
+def check_microphone(settings: Settings) -> Check:
+    try:
+        import sounddevice
+    except (ImportError, OSError) as exc:
+        return Check("microphone", "WARN", f"no audio input ({exc}); install PortAudio (apt install libportaudio2) and `pip install sounddevice`")
+    try:
+        inputs = [d["name"] for d in sounddevice.query_devices() if d["max_input_channels"] > 0]
+    except Exception as exc:
+        return Check("microphone", "WARN", f"cannot list audio devices ({exc})")
+    if not inputs:
+        return Check("microphone", "WARN", "no input device found; plug in a microphone (typed chat still works)")
+    return Check("microphone", "OK", "; ".join(f"[{i}] {n}" for i, n in enumerate(inputs)))
+
+
+def check_speech(settings: Settings) -> Check:
+    if sys.platform.startswith("linux") and not (shutil.which("espeak-ng") or shutil.which("espeak")):
+        return Check("speech output", "WARN", "espeak-ng not found; `sudo apt install espeak-ng` (answers are still shown as text)")
+    try:
+        import pyttsx3  # noqa: F401
+    except ImportError:
+        return Check("speech output", "WARN", "pyttsx3 not installed; `pip install pyttsx3`")
+    return Check("speech output", "OK", "pyttsx3 with the platform speech engine")
+
+
+def check_plugins(app) -> Check:  # type: ignore[no-untyped-def]
+    host = app.host
+    host.skills()
+    failed = host.failed()
+    if failed:
+        names = ", ".join(f"{i.name} ({i.error})" for i in failed)
+        return Check("plugins", "WARN", f"failed: {names}; fix or disable them (plugins.disabled)")
+    loaded = [i.name for i in host.infos.values() if i.status == "loaded"]
+    return Check("plugins", "OK", f"{len(loaded)} loaded: {', '.join(loaded)}")
+
+
+CHECKS: list[Callable[[Settings], Check]] = [check_model, check_gpu, check_screen, check_microphone, check_speech]
+
+
+@click.command("doctor")
+@click.pass_context
+def command(ctx: click.Context) -> None:
+    """Check the model, screen capture, microphone, speech output and GPU."""
+    app = get_app(ctx)
+    settings = app.loaded.settings
+    results = [Check("config", "OK", ", ".join(map(str, app.loaded.files)) or "defaults (no config file)")]
+    results.append(check_plugins(app))
+    for check in CHECKS:
+        try:
+            results.append(check(settings))
+        except Exception as exc:  # a broken check must not hide the others
+            results.append(Check(check.__name__.removeprefix("check_"), "WARN", f"check failed: {exc}"))
+    colours = {"OK": "green", "WARN": "yellow", "FAIL": "red"}
+    for result in results:
+        click.echo(f"{click.style(f'{result.status:4}', fg=colours[result.status])} {result.name}: {result.detail}")
+    if any(r.status == "FAIL" for r in results):
+        sys.exit(1)

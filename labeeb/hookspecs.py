@@ -1,0 +1,79 @@
+"""Every hook a Labeeb plugin can implement.
+
+Hooks that contribute things take a ``register`` callback, so the host (not pluggy's
+result list) decides how contributions merge, which plugin each came from and what
+happens on a name clash. Each hook is documented in ``docs/plugins.md`` (a test checks).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+
+    from labeeb.assistant import Assistant
+    from labeeb.messages import Command, Reply
+    from labeeb.skills import Skill
+    from labeeb.vision.backend import BackendFactory
+
+#: The marker name and the entry-point group are the same string.
+NAME = "labeeb"
+
+hookspec = pluggy.HookspecMarker(NAME)
+hookimpl = pluggy.HookimplMarker(NAME)
+
+
+@hookspec
+def register_skills(register: Callable[[Skill], None]) -> None:
+    """Register the commands this plugin answers.
+
+    :param register: call ``register(Skill(...))`` once per skill.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``labeeb`` command line.
+
+    :param cli: the top-level click group; decorate functions with ``@cli.command()``.
+    """
+
+
+@hookspec
+def register_vision_backends(register: Callable[[str, BackendFactory], None]) -> None:
+    """Register vision backends the shared vision processor can use.
+
+    :param register: call ``register(name, factory)``; ``factory(config)`` returns an object
+        following :class:`labeeb.vision.backend.VisionBackend`. ``vision.backend`` picks one.
+    """
+
+
+@hookspec
+def labeeb_startup(assistant: Assistant) -> None:
+    """Called once after all plugins are loaded, before the first command.
+
+    :param assistant: the running assistant (config, router, vision processor).
+    """
+
+
+@hookspec
+def labeeb_shutdown(assistant: Assistant) -> None:
+    """Called once when the assistant stops; release what ``labeeb_startup`` took.
+
+    :param assistant: the running assistant.
+    """
+
+
+@hookspec
+def process_reply(reply: Reply, command: Command) -> Reply | None:
+    """Act on a reply before it is spoken or shown.
+
+    Called for every plugin in turn; each sees the reply the previous one returned.
+
+    :param reply: the reply so far.
+    :param command: the command that produced it.
+    :return: a replacement :class:`~labeeb.messages.Reply`, or ``None`` to keep it.
+    """

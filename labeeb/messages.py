@@ -1,0 +1,83 @@
+"""The small dataclasses that flow through Labeeb: commands in, replies out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+Source = Literal["chat", "cli", "voice", "api", "image"]
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+
+@dataclass
+class Timings:
+    """Seconds spent in each stage; ``None`` where a stage did not happen."""
+
+    load: float | None = None  # loading the model, on the first request only
+    preprocess: float | None = None
+    ttft: float | None = None
+    total: float | None = None
+    route: float | None = None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {k: (round(v, 4) if v is not None else None) for k, v in asdict(self).items()}
+
+
+@dataclass
+class Command:
+    """What the user asked, typed or spoken, with any images attached."""
+
+    text: str
+    images: list[Image] = field(default_factory=list)
+    source: Source = "cli"
+    # The files the images came from, and files that are not plain images (PDFs).
+    files: list[Path] = field(default_factory=list)
+    # Options a front end passes through (e.g. ``screen=True``); plugins read what they know.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    """What Labeeb answers: text plus where it came from and what it cost."""
+
+    text: str
+    plugin: str = ""
+    skill: str = ""
+    usage: Usage = field(default_factory=Usage)
+    timings: Timings = field(default_factory=Timings)
+    # Structured extras a skill wants to hand to machines (``--json``), e.g. extracted fields.
+    data: dict[str, Any] = field(default_factory=dict)
+    error: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "plugin": self.plugin,
+            "skill": self.skill,
+            "timings": self.timings.to_dict(),
+            "usage": self.usage.to_dict(),
+            "data": self.data,
+            "error": self.error,
+        }

@@ -1,0 +1,106 @@
+"""Skills: what a plugin answers, and the request a skill handler receives."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+    from labeeb.assistant import Assistant
+    from labeeb.context import Conversation
+    from labeeb.messages import Command, Reply
+    from labeeb.vision.processor import VisionProcessor, VisionStream
+
+#: What a handler may return: a finished reply, plain text, or text chunks to stream.
+HandlerResult = Union["Reply", str, Iterable[str]]
+Handler = Callable[["Request"], HandlerResult]
+
+
+@dataclass
+class Skill:
+    """A command a plugin answers.
+
+    ``examples`` are phrases the router compares the command with (fuzzy, via rapidfuzz);
+    ``patterns`` are regular expressions that match outright.
+    """
+
+    name: str
+    handler: Handler
+    description: str = ""
+    examples: list[str] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)
+    # The fallback skill answers whatever nothing else matched (one per assistant).
+    fallback: bool = False
+    # Filled in by the host: the plugin that registered this skill.
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not callable(self.handler):
+            raise TypeError("a Skill needs a name and a callable handler")
+        self._compiled = [re.compile(p, re.IGNORECASE) for p in self.patterns]
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}.{self.name}" if self.plugin else self.name
+
+    def matches_pattern(self, text: str) -> str | None:
+        for pattern in self._compiled:
+            if pattern.search(text):
+                return pattern.pattern
+        return None
+
+
+@dataclass
+class Request:
+    """Everything a skill handler gets for one command."""
+
+    command: Command
+    skill: Skill
+    assistant: Assistant
+    cancel: threading.Event = field(default_factory=threading.Event)
+    # Vision calls made while handling this request, for usage and timings.
+    vision_calls: list[VisionStream] = field(default_factory=list)
+    # Seconds from the handler's start to its first streamed chunk (set by the assistant).
+    first_chunk_at: float | None = None
+    cancelled: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.command.text
+
+    @property
+    def context(self) -> Conversation:
+        return self.assistant.context
+
+    @property
+    def vision(self) -> VisionProcessor:
+        return self.assistant.vision
+
+    def images(self) -> list[Image]:
+        """The command's images, else the latest ones in the conversation."""
+        return list(self.command.images) or self.context.latest_images()
+
+    def settings(self) -> dict[str, Any]:
+        """This plugin's ``[plugins.settings.NAME]`` table from the config."""
+        return dict(self.assistant.settings.plugins.settings.get(self.skill.plugin, {}))
+
+    def ask_vision(
+        self,
+        prompt: str,
+        images: list[Image] | None = None,
+        **options: Any,
+    ) -> VisionStream:
+        """Ask the shared vision model; iterate the result for text chunks."""
+        stream = self.vision.stream(
+            prompt,
+            self.images() if images is None else images,
+            history=self.context.exchanges(),
+            cancel=self.cancel,
+            **options,
+        )
+        self.vision_calls.append(stream)
+        return stream

@@ -1,0 +1,1 @@
+"""The shared vision processor and its backends."""

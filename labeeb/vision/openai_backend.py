@@ -1,0 +1,159 @@
+"""Vision backend for any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, Labeeb).
+
+Images travel as base64 PNG ``data:`` URLs; answers stream as server-sent events.
+Connection failures, 429 and 5xx before the first token are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+    from labeeb.config import VisionConfig
+
+RETRY_STATUS = {429, 502, 503, 504}
+
+
+def image_data_url(image: Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for user, assistant in request.history:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    content: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": image_data_url(image)}} for image in request.images
+    ]
+    content.append({"type": "text", "text": request.prompt})
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def _error_text(response: Any) -> str:
+    try:
+        body = response.json()
+        return str(body.get("error", {}).get("message") or body)
+    except Exception:
+        return response.text[:300]
+
+
+class OpenAIBackend:
+    name = "openai"
+    concurrent = True
+
+    def __init__(self, config: VisionConfig) -> None:
+        self.settings = config.openai
+        self.model_id = self.settings.model
+        self.base_url = self.settings.base_url.rstrip("/")
+        self._client: Any = None
+
+    def _headers(self) -> dict[str, str]:
+        key = self.settings.api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def load(self) -> None:
+        import httpx
+
+        self._client = httpx.Client(timeout=self.settings.timeout, headers=self._headers())
+        try:
+            response = self._client.get(f"{self.base_url}/models", timeout=min(10.0, self.settings.timeout))
+        except httpx.HTTPError as exc:
+            raise ModelUnavailableError(
+                f"the OpenAI-compatible server at {self.base_url} is unreachable "
+                f"({exc.__class__.__name__}: {exc}). Start it (e.g. `labeeb serve` or "
+                "`vllm serve HuggingFaceTB/SmolVLM-256M-Instruct`) or fix vision.openai.base_url."
+            ) from None
+        if response.status_code in (401, 403):
+            raise ModelUnavailableError(
+                f"the server at {self.base_url} refused the API key ({response.status_code}); "
+                "set vision.openai.api_key (or LABEEB_VISION__OPENAI__API_KEY)."
+            )
+
+    def _post(self, payload: dict[str, Any]) -> Any:
+        import httpx
+
+        delay = 0.5
+        for attempt in range(self.settings.max_retries + 1):
+            last = attempt == self.settings.max_retries
+            try:
+                request = self._client.build_request("POST", f"{self.base_url}/chat/completions", json=payload)
+                response = self._client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if last:
+                    raise VisionError(f"cannot reach {self.base_url}: {exc}") from None
+            except httpx.TimeoutException:
+                raise VisionError(
+                    f"{self.base_url} did not answer within {self.settings.timeout:.0f} s "
+                    "(vision.openai.timeout)"
+                ) from None
+            else:
+                if response.status_code < 400:
+                    return response
+                response.read()
+                if response.status_code not in RETRY_STATUS or last:
+                    raise VisionError(
+                        f"{self.base_url} answered {response.status_code}: {_error_text(response)}"
+                    )
+                retry_after = response.headers.get("retry-after", "")
+                if retry_after.replace(".", "", 1).isdigit():
+                    delay = max(delay, min(float(retry_after), 30.0))
+                response.close()
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        import httpx
+
+        started = time.perf_counter()
+        payload = {
+            "model": self.model_id,
+            "messages": build_messages(request),
+            "max_tokens": request.max_new_tokens,
+            "temperature": request.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.stop:
+            payload["stop"] = request.stop
+        stats.preprocess = time.perf_counter() - started
+        response = self._post(payload)
+        try:
+            for line in response.iter_lines():
+                if request.cancel.is_set():
+                    break
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                event = json.loads(data)
+                if "error" in event:
+                    raise VisionError(f"{self.base_url}: {event['error'].get('message', event['error'])}")
+                usage = event.get("usage")
+                if usage:
+                    stats.prompt_tokens = int(usage.get("prompt_tokens", 0))
+                    stats.completion_tokens = int(usage.get("completion_tokens", 0))
+                for choice in event.get("choices", []):
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        yield text
+        except httpx.HTTPError as exc:
+            raise VisionError(f"the stream from {self.base_url} broke off: {exc}") from None
+        finally:
+            response.close()
+
+
+def factory(config: VisionConfig) -> OpenAIBackend:
+    return OpenAIBackend(config)

@@ -1,0 +1,209 @@
+"""The one shared vision processor: lazy, thread-safe, backend chosen by config."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+from labeeb.messages import Timings, Usage
+from labeeb.vision.backend import (
+    BackendFactory,
+    GenerationStats,
+    ModelUnavailableError,
+    VisionBackend,
+    VisionError,
+    VisionRequest,
+)
+from labeeb.vision.preprocess import preprocess
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+    from labeeb.config import VisionConfig
+
+
+@dataclass
+class VisionResult:
+    text: str
+    usage: Usage
+    timings: Timings
+    model: str
+    cancelled: bool = False
+
+
+class VisionStream:
+    """Iterate for text chunks; ``usage``, ``timings`` and ``text`` are final once exhausted."""
+
+    def __init__(self, processor: VisionProcessor, request: VisionRequest) -> None:
+        self._processor = processor
+        self.request = request
+        self.stats = GenerationStats()
+        self.timings = Timings()
+        self.parts: list[str] = []
+        self.model = ""
+        self._started = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.stats.prompt_tokens, self.stats.completion_tokens)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.request.cancel.is_set()
+
+    def __iter__(self) -> Iterator[str]:
+        if self._started:
+            raise RuntimeError("a VisionStream can be iterated once")
+        self._started = True
+        return self._run()
+
+    def _run(self) -> Iterator[str]:
+        start = time.perf_counter()
+        loaded = self._processor.loaded
+        backend = self._processor.backend()
+        if not loaded:
+            self.timings.load = time.perf_counter() - start
+        self.model = backend.model_id
+        lock = self._processor.lock if not backend.concurrent else _NULL_LOCK
+        stops = [s for s in self.request.stop if s]
+        with lock:
+            for chunk in backend.stream(self.request, self.stats):
+                if self.timings.ttft is None:
+                    self.timings.ttft = time.perf_counter() - start
+                if stops:
+                    chunk, stopped = self._cut_at_stop(chunk, stops)
+                else:
+                    stopped = False
+                if chunk:
+                    self.parts.append(chunk)
+                    yield chunk
+                if stopped or self.request.cancel.is_set():
+                    break
+        self.timings.total = time.perf_counter() - start
+        self.timings.preprocess = self.stats.preprocess
+        if self.timings.ttft is None:
+            self.timings.ttft = self.timings.total
+
+    def _cut_at_stop(self, chunk: str, stops: list[str]) -> tuple[str, bool]:
+        before = self.text
+        joined = before + chunk
+        hits = [i for i in (joined.find(s, max(0, len(before) - len(s) + 1)) for s in stops) if i >= 0]
+        if not hits:
+            return chunk, False
+        cut = min(hits)
+        if cut < len(before):  # the stop string began in an earlier chunk
+            self.parts = [before[:cut]]
+            return "", True
+        return joined[len(before) : cut], True
+
+    def result(self) -> VisionResult:
+        for _ in self:
+            pass
+        return VisionResult(self.text, self.usage, self.timings, self.model, self.cancelled)
+
+
+class _NullLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NULL_LOCK = _NullLock()
+
+
+class VisionProcessor:
+    """Loads its backend on first use; one generation at a time for in-process models."""
+
+    def __init__(self, config: VisionConfig, factories: dict[str, BackendFactory]) -> None:
+        self.config = config
+        self.factories = dict(factories)
+        self.lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._backend: VisionBackend | None = None
+        self._error: ModelUnavailableError | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self._backend.model_id if self._backend else self.config.model
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    def status(self) -> str:
+        if self._backend is not None:
+            return "ready"
+        if self._error is not None:
+            return f"failed: {self._error}"
+        return "not loaded"
+
+    def backend(self) -> VisionBackend:
+        if self._backend is not None:
+            return self._backend
+        with self._load_lock:
+            if self._backend is None:
+                name = self.config.backend
+                factory = self.factories.get(name)
+                if factory is None:
+                    known = ", ".join(sorted(self.factories)) or "none"
+                    raise VisionError(
+                        f"unknown vision backend {name!r} (vision.backend); available: {known}"
+                    )
+                backend = factory(self.config)
+                try:
+                    backend.load()
+                except ModelUnavailableError as exc:
+                    # Keep the error so a retry after the user fixes things reloads.
+                    self._error = exc
+                    raise
+                self._backend, self._error = backend, None
+        return self._backend
+
+    def stream(
+        self,
+        prompt: str,
+        images: list[Image] | tuple[Image, ...] = (),
+        *,
+        history: list[tuple[str, str]] | None = None,
+        cancel: threading.Event | None = None,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: list[str] | None = None,
+    ) -> VisionStream:
+        request = VisionRequest(
+            prompt=prompt,
+            images=[preprocess(image, self.config.preprocess) for image in images],
+            history=list(history or []),
+            max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+            temperature=self.config.temperature if temperature is None else temperature,
+            stop=list(stop or []),
+            cancel=cancel or threading.Event(),
+        )
+        return VisionStream(self, request)
+
+    def generate(self, prompt: str, images: list[Image] | tuple[Image, ...] = (), **kw: Any) -> VisionResult:
+        return self.stream(prompt, images, **kw).result()
+
+
+_shared: dict[str, VisionProcessor] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_processor(config: VisionConfig, factories: dict[str, BackendFactory]) -> VisionProcessor:
+    """The process-wide processor for this configuration (created on first call)."""
+    key = json.dumps(
+        [config.model_dump(), sorted((n, id(f)) for n, f in factories.items())], sort_keys=True
+    )
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = VisionProcessor(config, factories)
+        return _shared[key]

@@ -1,0 +1,159 @@
+"""In-process vision backend: ``AutoProcessor`` + ``AutoModelForImageTextToText``.
+
+torch and transformers are imported in ``load()``, never at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest
+from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from labeeb.config import VisionConfig
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def cpu_has_bf16() -> bool:
+    """bf16 pays off on CPUs with native bf16 instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(requested: str, device: str) -> torch.dtype:
+    import torch
+
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for user, assistant in request.history:
+        messages.append({"role": "user", "content": [{"type": "text", "text": user}]})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": assistant}]})
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
+    content.append({"type": "text", "text": request.prompt})
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+class TransformersBackend:
+    name = "transformers"
+    concurrent = False
+
+    def __init__(self, config: VisionConfig) -> None:
+        self.config = config
+        self.model_id = config.model
+        self.model: Any = None
+        self.processor: Any = None
+        self.device = "cpu"
+        self.dtype: Any = None
+
+    def load(self) -> None:
+        path = resolve_model(self.config.model)
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.device = resolve_device(self.config.device)
+        self.dtype = resolve_dtype(self.config.dtype, self.device)
+        try:
+            self.processor = AutoProcessor.from_pretrained(path)
+            model = AutoModelForImageTextToText.from_pretrained(path, dtype=self.dtype)
+        except Exception as exc:  # corrupt or incomplete files, wrong architecture
+            raise ModelUnavailableError(
+                f"vision model {self.config.model!r} could not be loaded from {path}: "
+                f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+                + HOW_TO_PROVIDE.format(model=self.config.model)
+            ) from None
+        self.model = model.to(self.device).eval()
+        torch.set_grad_enabled(False)
+
+    def prepare(self, request: VisionRequest) -> Any:
+        prompt = self.processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
+        images = [list(request.images)] if request.images else None
+        inputs = self.processor(text=[prompt], images=images, return_tensors="pt")
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        return inputs
+
+    def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        started = time.perf_counter()
+        inputs = self.prepare(request)
+        stats.preprocess = time.perf_counter() - started
+        stats.prompt_tokens = int(inputs["input_ids"].shape[1])
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids: torch.Tensor, scores: Any, **kw: Any) -> torch.Tensor:
+                stop = request.cancel.is_set() or abandoned.is_set()
+                return torch.full((input_ids.shape[0],), stop, dtype=torch.bool)
+
+        streamer = TextIteratorStreamer(
+            self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
+        )
+        sampling = (
+            {"do_sample": True, "temperature": request.temperature}
+            if request.temperature > 0
+            else {"do_sample": False}
+        )
+        outcome: dict[str, Any] = {}
+        abandoned = threading.Event()  # the caller stopped reading (stop string, error)
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    outcome["ids"] = self.model.generate(
+                        **inputs,
+                        max_new_tokens=request.max_new_tokens,
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_Cancel()]),
+                        **sampling,
+                    )
+            except BaseException as exc:  # surfaced in the caller's thread below
+                outcome["error"] = exc
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="labeeb-generate", daemon=True)
+        worker.start()
+        try:
+            yield from streamer
+        finally:
+            abandoned.set()
+            worker.join()
+        if "error" in outcome:
+            exc = outcome["error"]
+            raise VisionError(f"generation failed: {exc.__class__.__name__}: {exc}") from exc
+        stats.completion_tokens = int(outcome["ids"].shape[1] - inputs["input_ids"].shape[1])
+
+
+def factory(config: VisionConfig) -> TransformersBackend:
+    return TransformersBackend(config)

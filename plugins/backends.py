@@ -1,0 +1,29 @@
+"""Built-in vision backends: in-process transformers, and any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from labeeb.hookspecs import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labeeb.config import VisionConfig
+    from labeeb.vision.backend import BackendFactory, VisionBackend
+
+
+def _transformers(config: VisionConfig) -> VisionBackend:
+    from labeeb.vision.transformers_backend import TransformersBackend
+
+    return TransformersBackend(config)
+
+
+def _openai(config: VisionConfig) -> VisionBackend:
+    from labeeb.vision.openai_backend import OpenAIBackend
+
+    return OpenAIBackend(config)
+
+
+@hookimpl
+def register_vision_backends(register: Callable[[str, BackendFactory], None]) -> None:
+    register("transformers", _transformers)
+    register("openai", _openai)

@@ -1,0 +1,52 @@
+"""General skills: the fallback question-answerer, help, and forgetting the context."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from labeeb.hookspecs import hookimpl
+from labeeb.skills import HandlerResult, Request, Skill
+
+
+def answer(request: Request) -> HandlerResult:
+    """Anything no other skill claimed: ask the vision model, with the latest image if any."""
+    return request.ask_vision(request.text)
+
+
+def help_text(request: Request) -> str:
+    lines = ["I can help with:"]
+    for skill in request.assistant.router.skills:
+        if skill.fallback:
+            continue
+        example = f' (say "{skill.examples[0]}")' if skill.examples else ""
+        lines.append(f"- {skill.description or skill.name}{example}")
+    lines.append("Anything else is answered by the vision model, about the latest image if there is one.")
+    return "\n".join(lines)
+
+
+def forget(request: Request) -> str:
+    request.context.clear()
+    return "Done: I forgot the images and the conversation so far."
+
+
+@hookimpl
+def register_skills(register: Callable[[Skill], None]) -> None:
+    register(Skill("ask", answer, "Answer a general question", fallback=True))
+    register(
+        Skill(
+            "help",
+            help_text,
+            "List what Labeeb can do",
+            examples=["what can you do", "what commands do you know", "how do I use you", "help me use labeeb"],
+            patterns=[r"^\s*(help|commands|\?)\s*[.!?]*\s*$"],
+        )
+    )
+    register(
+        Skill(
+            "forget",
+            forget,
+            "Forget the current images and conversation",
+            examples=["forget that", "start over", "clear the context", "forget the image", "new conversation"],
+            patterns=[r"^\s*(forget|reset)\s*[.!]*\s*$"],
+        )
+    )
