@@ -91,7 +91,7 @@ def create_cli() -> click.Group:
         envvar="LABEEB_CONFIG",
         help="Config file to use instead of the user's (also LABEEB_CONFIG).",
     )
-    @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+    @click.option("-v", "--verbose", count=True, help="Show more log lines (-v warnings, -vv info, -vvv debug).")
     @click.version_option(__version__, prog_name="labeeb")
     @click.pass_context
     def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
@@ -103,8 +103,6 @@ def create_cli() -> click.Group:
         if config_path and app.config_path != config_path:
             app.config_path = config_path
             app.__dict__.pop("loaded", None)
-        level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
     from labeeb.cli import ask, chat, config_cmd, doctor, plugins_cmd
 
@@ -123,8 +121,34 @@ def _peek_config(argv: list[str]) -> str | None:
     return None
 
 
+def setup_logging(verbose: int) -> None:
+    """Everything from INFO up goes to the log file; the terminal shows what -v asks for.
+
+    Problems a user must act on (failed plugins, errors) are printed by the commands
+    themselves, so the console handler stays quiet by default.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    root.setLevel(logging.DEBUG if verbose >= 3 else logging.INFO)
+    console = logging.StreamHandler()
+    console.setLevel([logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 3)])
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console)
+    try:
+        from platformdirs import user_log_path
+
+        file = logging.FileHandler(user_log_path("labeeb", ensure_exists=True) / "labeeb.log")
+    except OSError:
+        return  # a read-only home must not stop Labeeb
+    file.setLevel(logging.INFO)
+    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging(sum(a.count("v") for a in argv if a.startswith("-v") and set(a[1:]) == {"v"}) + argv.count("--verbose"))
     app = App(_peek_config(argv))
     cli = create_cli()
     try:

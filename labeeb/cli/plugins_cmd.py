@@ -42,4 +42,6 @@ def command(ctx: click.Context, as_json: bool) -> None:
             info.name, info.version, info.source, ", ".join(info.hooks),
             ", ".join(skills.get(info.name, [])), status,
         )
-    Console().print(table)
+    import sys
+
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
