@@ -6,7 +6,8 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Iterable
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Callable
 
 from labeeb.context import Conversation
 from labeeb.host import PluginHost
@@ -108,7 +109,7 @@ class Assistant:
             reply = self._error(skill.plugin, skill.name, f"The {skill.qualified_name} skill failed: {describe(exc)}")
         self._account(reply, request, started, routed)
         reply = self.host.process_reply(reply, command)
-        if remember and not reply.error:
+        if remember and not reply.error and not reply.data.get("context_cleared"):
             self.context.add_exchange(command.text, reply.text)
         return reply
 
@@ -141,7 +142,7 @@ class Assistant:
                     raise _SkillReply(result)
                 if isinstance(result, str):
                     chunks.put(result)
-                elif isinstance(result, Iterable):
+                elif isinstance(result, Iterable) and not isinstance(result, (Mapping, bytes, set)):
                     for chunk in result:
                         if not isinstance(chunk, str):
                             raise TypeError(f"streamed a {type(chunk).__name__}, not text")
@@ -193,6 +194,9 @@ class Assistant:
             parts.append(item)  # type: ignore[arg-type]
             if on_chunk is not None:
                 on_chunk(item)  # type: ignore[arg-type]
+            if request.cancel.is_set():  # stop showing output at once; the worker winds down
+                request.cancelled = True
+                return
 
 
 class _SkillReply(Exception):

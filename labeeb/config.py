@@ -176,7 +176,9 @@ def _explain(exc: ValidationError, sources: dict[str, str]) -> str:
     lines = []
     for err in exc.errors():
         dotted = ".".join(str(p) for p in err["loc"])
-        where = sources.get(dotted)
+        where = sources.get(dotted) or next(
+            (src for key, src in sources.items() if key.startswith(dotted + ".")), None
+        )
         if err["type"] == "extra_forbidden":
             parent = dotted.rsplit(".", 1)[0] if "." in dotted else ""
             allowed = _allowed_keys(parent)

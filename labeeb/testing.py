@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from labeeb.config import Settings
+from labeeb.hookspecs import hookimpl
 from labeeb.host import PluginHost
 from labeeb.messages import Command, Reply
 from labeeb.vision.backend import GenerationStats, VisionRequest
@@ -79,6 +80,7 @@ class _FakeVisionPlugin:
     def __init__(self, fake: FakeVision) -> None:
         self.fake = fake
 
+    @hookimpl
     def register_vision_backends(self, register: Callable[[str, Any], None]) -> None:
         register(self.fake.backend_name, self.fake)
 
@@ -94,16 +96,13 @@ def make_assistant(
     Third-party entry points are not loaded unless given in ``plugins``.
     """
     from labeeb.assistant import Assistant
-    from labeeb.hookspecs import hookimpl
 
     settings = (settings or Settings()).model_copy(deep=True)
     host = PluginHost(settings.plugins, environ={"LABEEB_DISABLE_PLUGIN_AUTOLOAD": "1"})
     if builtins:
         host.load_entrypoints()
     if vision is not None:
-        plugin = _FakeVisionPlugin(vision)
-        plugin.register_vision_backends = hookimpl(plugin.register_vision_backends)  # type: ignore[method-assign]
-        host.register(plugin, name="fake-vision")
+        host.register(_FakeVisionPlugin(vision), name="fake-vision")
         settings.vision.backend = vision.backend_name
     for name, plugin in (plugins or {}).items():
         host.register(plugin, name=name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from labeeb.hookspecs import hookimpl
+from labeeb.messages import Reply
 from labeeb.skills import HandlerResult, Request, Skill
 
 
@@ -24,9 +25,10 @@ def help_text(request: Request) -> str:
     return "\n".join(lines)
 
 
-def forget(request: Request) -> str:
+def forget(request: Request) -> Reply:
     request.context.clear()
-    return "Done: I forgot the images and the conversation so far."
+    # "context_cleared" keeps this exchange itself out of the fresh context.
+    return Reply("Done: I forgot the images and the conversation so far.", data={"context_cleared": True})
 
 
 @hookimpl

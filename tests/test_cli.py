@@ -1,0 +1,85 @@
+"""The command line as a user meets it."""
+
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from conftest import run_labeeb
+
+
+def test_help_lists_commands_and_imports_nothing_heavy():
+    code = (
+        "import sys\nfrom labeeb.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'cv2', 'faster_whisper', 'fastapi', 'mss') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    for command in ("ask", "chat", "plugins", "config", "doctor"):
+        assert f"  {command}" in out
+    assert "HEAVY []" in out
+
+
+def test_ask_explain_shows_scores_on_stderr():
+    result = run_labeeb("ask", "--explain", "what can you do")
+    assert result.returncode == 0
+    assert "general.help" in result.stderr and "-> general.help (best score)" in result.stderr
+    assert "I can help with" in result.stdout
+
+
+def test_ask_bad_image_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    result = run_labeeb("ask", "--image", str(bad), "describe")
+    assert result.returncode == 2
+    assert "not an image Labeeb can read" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_chat_attaches_images_streams_answers_and_survives_errors(tiny_model_dir, tmp_path):
+    image = tmp_path / "photo one.png"
+    Image.new("RGB", (300, 200), "blue").save(image)
+    script = "\n".join([
+        "/help",
+        "/image /definitely/missing.png",
+        f"'{image}'",                 # a drag-and-dropped path (quoted, with a space)
+        "what is in the picture?",
+        "/explain start over",
+        "/nonsense",
+        "what can you do",
+        "/quit",
+    ]) + "\n"
+    result = run_labeeb("chat", env={"LABEEB_VISION__MODEL": str(tiny_model_dir),
+                                     "LABEEB_VISION__MAX_NEW_TOKENS": "4"}, input=script)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "/image PATH" in out                         # help
+    assert "usage: /image PATH" in result.stderr         # missing file refused
+    assert "(attached photo one.png" in out
+    assert "labeeb> " in out
+    assert "-> general.forget" in out
+    assert "unknown command /nonsense" in result.stderr
+    assert "I can help with" in out and out.rstrip().endswith("Bye.")
+
+
+def test_chat_without_model_keeps_working():
+    result = run_labeeb("chat", input="describe the moon\nwhat can you do\n")
+    assert result.returncode == 0
+    assert "not in the local cache" in result.stdout
+    assert "I can help with" in result.stdout
+
+
+def test_doctor_reports_each_part(tmp_path):
+    result = run_labeeb("doctor", env={"DISPLAY": ""})
+    lines = result.stdout
+    for part in ("config", "plugins", "vision model", "GPU", "screen capture", "microphone", "speech output"):
+        assert f" {part}:" in lines, part
+    assert "FAIL vision model" in lines and result.returncode == 1
+    assert "DISPLAY is unset" in lines
+
+
+def test_doctor_ok_with_a_local_model(tiny_model_dir):
+    result = run_labeeb("doctor", env={"LABEEB_VISION__MODEL": str(tiny_model_dir)})
+    assert "OK   vision model" in result.stdout
+    assert "nothing leaves this machine" in result.stdout
