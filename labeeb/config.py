@@ -64,6 +64,7 @@ class VisionConfig(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: int = Field(256, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
+    engine: Literal["fast", "plain"] = "fast"
     preprocess: PreprocessConfig = PreprocessConfig()
     openai: OpenAIBackendConfig = OpenAIBackendConfig()
 

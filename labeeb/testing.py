@@ -161,5 +161,5 @@ def build_random_smolvlm(dest: str | Path, tiny: bool = False, seed: int = 0) ->
     model.to(torch.float32 if tiny else torch.bfloat16).save_pretrained(dest)
     for item in source.iterdir():
         if item.suffix in {".json", ".txt"} and item.name != "config.json":
-            shutil.copy(item, dest / item.name)
+            shutil.copyfile(item, dest / item.name)
     return dest

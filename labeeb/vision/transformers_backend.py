@@ -53,13 +53,19 @@ def resolve_dtype(requested: str, device: str) -> torch.dtype:
 
 
 def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
+    """The chat, with the images at the start of its first user turn.
+
+    Keeping the images first means a follow-up question shares the whole earlier prompt
+    (images included) with the previous one, so the engine reuses its key/value cache.
+    """
+    turns = [*request.history, (request.prompt, None)]
     messages: list[dict[str, Any]] = []
-    for user, assistant in request.history:
-        messages.append({"role": "user", "content": [{"type": "text", "text": user}]})
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": assistant}]})
-    content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
-    content.append({"type": "text", "text": request.prompt})
-    messages.append({"role": "user", "content": content})
+    for index, (user, assistant) in enumerate(turns):
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images] if index == 0 else []
+        content.append({"type": "text", "text": user})
+        messages.append({"role": "user", "content": content})
+        if assistant is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": assistant}]})
     return messages
 
 
@@ -74,6 +80,7 @@ class TransformersBackend:
         self.processor: Any = None
         self.device = "cpu"
         self.dtype: Any = None
+        self.engine: Any = None
 
     def load(self) -> None:
         path = resolve_model(self.config.model)
@@ -93,6 +100,10 @@ class TransformersBackend:
             ) from None
         self.model = model.to(self.device).eval()
         torch.set_grad_enabled(False)
+        if self.config.engine == "fast":
+            from labeeb.vision.engine import Engine
+
+            self.engine = Engine(self.model, self.processor, self.device)
 
     def prepare(self, request: VisionRequest) -> Any:
         prompt = self.processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
@@ -104,6 +115,13 @@ class TransformersBackend:
         return inputs
 
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        if self.engine is not None:
+            prompt = self.processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
+            return self.engine.generate(prompt, request, stats)
+        return self._generate_plain(request, stats)
+
+    def _generate_plain(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        """``model.generate`` on every question: the straightforward path, nothing reused."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 

@@ -1,0 +1,289 @@
+"""Labeeb's generation engine for Idefics3-style models (SmolVLM): reuse work, exactly.
+
+Three caches, each keyed by content so a different image can never hit:
+
+- preprocessed images, by a hash of the images' pixels: a follow-up question about the same
+  screenshot skips the image processor;
+- vision features per 512 px tile, by a hash of the tile's pixel values: a screenshot where one
+  window changed re-encodes only the tiles that changed;
+- the key/value cache of the last prompts: a new prompt that starts with the same tokens (and
+  the same images) only prefills what is new.
+
+Generation is a plain greedy (or sampled) loop over the text model that computes logits for
+the last position only. With caches off it computes exactly what ``model.generate`` computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL.Image import Image
+
+    from labeeb.vision.backend import GenerationStats, VisionRequest
+
+
+def image_key(images: list[Image]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for image in images:
+        digest.update(f"{image.mode}{image.size}".encode())
+        digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def tensor_key(tensor: torch.Tensor) -> str:
+    return hashlib.blake2b(tensor.contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+
+
+class LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_fresh(self, key: Any) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+@dataclass
+class PreparedImages:
+    pixel_values: torch.Tensor  # (1, tiles, 3, 512, 512), float32 as the processor made it
+    pixel_attention_mask: torch.Tensor | None
+    replacements: list[str]  # the prompt text that stands for each image
+    key: str
+
+
+@dataclass
+class _Prefix:
+    ids: torch.Tensor  # (seq,) token ids the cache holds
+    images: str  # key of the images those ids refer to
+    cache: Any  # DynamicCache
+
+
+@dataclass
+class EngineStats:
+    tiles_encoded: int = 0
+    tiles_reused: int = 0
+    prefix_reused: int = 0
+    prefilled: int = 0
+    images_reused: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        device: str = "cpu",
+        *,
+        cache_images: bool = True,
+        cache_tiles: bool = True,
+        cache_prefix: bool = True,
+        tile_cache_size: int = 512,
+        prefix_cache_size: int = 4,
+    ) -> None:
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.dtype = model.dtype
+        self.cache_images, self.cache_tiles, self.cache_prefix = cache_images, cache_tiles, cache_prefix
+        self._images: LRU = LRU(8)
+        self._tiles: LRU = LRU(tile_cache_size)
+        self._prefixes: list[_Prefix] = []
+        self._prefix_cache_size = prefix_cache_size
+        self._lock = threading.Lock()
+        self.last = EngineStats()
+        config = model.config
+        self.image_token_id = config.image_token_id
+        eos = model.generation_config.eos_token_id
+        self.eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def prepare_images(self, images: list[Image]) -> PreparedImages:
+        key = image_key(images)
+        hit = self._images.get_fresh(key) if self.cache_images else None
+        if hit is not None:
+            self.last.images_reused = True
+            return hit
+        processed, replacements = self.processor._process_images(
+            [list(images)], return_tensors="pt", return_row_col_info=True
+        )
+        prepared = PreparedImages(
+            pixel_values=processed["pixel_values"],
+            pixel_attention_mask=processed.get("pixel_attention_mask"),
+            replacements=replacements,
+            key=key,
+        )
+        if self.cache_images:
+            self._images.put(key, prepared)
+        return prepared
+
+    def input_ids(self, prompt: str, prepared: PreparedImages | None) -> torch.Tensor:
+        if prepared is not None:
+            parts = prompt.split(self.processor.image_token)
+            if len(parts) - 1 != len(prepared.replacements):
+                raise ValueError("the prompt's image placeholders do not match the images")
+            prompt = parts[0] + "".join(r + p for r, p in zip(prepared.replacements, parts[1:]))
+        return self.processor.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+
+    # -- vision features, per tile -------------------------------------------------------------
+
+    def image_features(self, prepared: PreparedImages) -> torch.Tensor:
+        """(tiles * tokens_per_tile, hidden) features of the real (non-padding) tiles."""
+        import torch
+
+        pixel_values = prepared.pixel_values[0]
+        mask = prepared.pixel_attention_mask[0] if prepared.pixel_attention_mask is not None else None
+        real = [i for i in range(pixel_values.shape[0]) if bool(pixel_values[i].any())]
+        keys = [tensor_key(pixel_values[i]) for i in real] if self.cache_tiles else [None] * len(real)
+        features: dict[int, torch.Tensor] = {}
+        missing = []
+        for i, key in zip(real, keys):
+            hit = self._tiles.get_fresh(key) if key is not None else None
+            if hit is None:
+                missing.append(i)
+            else:
+                features[i] = hit
+        if missing:
+            index = torch.tensor(missing)
+            out = self.model.model.get_image_features(
+                pixel_values[index][None].to(self.device, self.dtype),
+                mask[index][None].to(self.device) if mask is not None else None,
+            ).pooler_output
+            encoded = torch.cat(list(out), dim=0).view(len(missing), -1, out[0].shape[-1])
+            for position, i in enumerate(missing):
+                features[i] = encoded[position]
+                if self.cache_tiles:
+                    self._tiles.put(keys[real.index(i)], encoded[position])
+        self.last.tiles_encoded += len(missing)
+        self.last.tiles_reused += len(real) - len(missing)
+        return torch.cat([features[i] for i in real], dim=0)
+
+    # -- prefill with a reused key/value prefix ----------------------------------------------
+
+    def _reusable(self, ids: torch.Tensor, images: str) -> tuple[int, Any]:
+        """The longest cached prefix valid for ``ids`` (with these images), and a copy to extend."""
+        best, best_len = None, 0
+        for entry in self._prefixes:
+            n = min(len(entry.ids), len(ids) - 1)  # always leave at least one token to prefill
+            if n <= 0:
+                continue
+            same = (entry.ids[:n] == ids[:n]).int()
+            length = int(same.cumprod(0).sum())
+            if entry.images != images:  # image tokens look alike: stop before the first one
+                positions = (ids[:length] == self.image_token_id).nonzero()
+                length = int(positions[0]) if len(positions) else length
+            if length > best_len:
+                best, best_len = entry, length
+        if best is None:
+            return 0, None
+        return best_len, self._truncated(best.cache, best_len)
+
+    def _truncated(self, cache: Any, length: int) -> Any:
+        """A new cache holding the first ``length`` positions (slices: no copy until extended)."""
+        from transformers import DynamicCache
+
+        fresh = DynamicCache(config=self.model.config)
+        for index, layer in enumerate(cache.layers):
+            fresh.update(layer.keys[..., :length, :], layer.values[..., :length, :], index)
+        return fresh
+
+    def _remember(self, ids: torch.Tensor, images: str, cache: Any) -> None:
+        self._prefixes = [p for p in self._prefixes if not bool(p.ids.shape == ids.shape and (p.ids == ids).all())]
+        self._prefixes.append(_Prefix(ids.clone(), images, cache))
+        del self._prefixes[: -self._prefix_cache_size]
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def _logits(self, embeds: torch.Tensor, cache: Any, start: int) -> torch.Tensor:
+        import torch
+
+        positions = torch.arange(start, start + embeds.shape[1], device=self.device)
+        out = self.model.model.text_model(
+            inputs_embeds=embeds, past_key_values=cache, use_cache=True, cache_position=positions
+        )
+        return self.model.lm_head(out.last_hidden_state[:, -1:]).float()[0, -1]
+
+    def generate(self, prompt: str, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        """Stream the answer to ``prompt`` (a chat-templated string) about ``request.images``."""
+        import torch
+        from transformers import DynamicCache
+
+        with self._lock, torch.inference_mode():
+            self.last = EngineStats()
+            started = time.perf_counter()
+            prepared = self.prepare_images(request.images) if request.images else None
+            ids = self.input_ids(prompt, prepared)
+            stats.preprocess = time.perf_counter() - started
+            stats.prompt_tokens = len(ids)
+            images = prepared.key if prepared is not None else ""
+            start, cache = self._reusable(ids, images) if self.cache_prefix else (0, None)
+            cache = cache if cache is not None else DynamicCache(config=self.model.config)
+            new = ids[start:][None].to(self.device)
+            embeds = self.model.get_input_embeddings()(new)
+            if prepared is not None and bool((new == self.image_token_id).any()):
+                features = self.image_features(prepared).to(embeds.dtype)
+                mask = (new == self.image_token_id)[..., None].expand_as(embeds)
+                embeds = embeds.masked_scatter(mask, features)
+            self.last.prefix_reused, self.last.prefilled = start, len(ids) - start
+            logits = self._logits(embeds, cache, start)
+            generated: list[int] = []
+            try:
+                yield from self._decode(ids, logits, cache, request, stats, generated)
+            finally:
+                # The cache now holds the prompt and every generated token but the last.
+                held = torch.cat([ids, torch.tensor(generated[:-1], dtype=ids.dtype)])
+                if self.cache_prefix and cache.get_seq_length() == len(held):
+                    self._remember(held, images, cache)
+
+    def _decode(self, ids: torch.Tensor, logits: torch.Tensor, cache: Any, request: VisionRequest,
+                stats: GenerationStats, generated: list[int]) -> Iterator[str]:
+        import torch
+
+        tokenizer = self.processor.tokenizer
+        shown = ""
+        position = len(ids)
+        generator = torch.Generator().manual_seed(0) if request.temperature > 0 else None
+        for _ in range(request.max_new_tokens):
+            token = self._pick(logits, request.temperature, generator)
+            generated.append(token)
+            stats.completion_tokens = len(generated)
+            if token in self.eos or request.cancel.is_set():
+                break
+            text = tokenizer.decode(generated, skip_special_tokens=True)
+            if not text.endswith("\ufffd") and len(text) > len(shown):
+                yield text[len(shown) :]
+                shown = text
+            if len(generated) == request.max_new_tokens:
+                break
+            embeds = self.model.get_input_embeddings()(torch.tensor([[token]], device=self.device))
+            logits = self._logits(embeds, cache, position)
+            position += 1
+        text = tokenizer.decode(generated, skip_special_tokens=True)
+        if len(text) > len(shown):
+            yield text[len(shown) :]
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, temperature: float, generator: Any) -> int:
+        import torch
+
+        if temperature <= 0:
+            return int(torch.argmax(logits))
+        top = torch.topk(logits / temperature, k=min(50, logits.shape[-1]))
+        probs = torch.softmax(top.values, dim=-1)
+        return int(top.indices[torch.multinomial(probs, 1, generator=generator)])

@@ -1,0 +1,104 @@
+"""Labeeb's engine gives exactly the greedy tokens of ``model.generate``, cached or not."""
+
+import threading
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from labeeb.vision.backend import GenerationStats, VisionRequest
+from labeeb.vision.engine import Engine
+from labeeb.vision.transformers_backend import build_messages
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_model_dir):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    return model, processor
+
+
+def screen(changed=False):
+    image = Image.new("RGB", (1280, 720), "white")
+    draw = ImageDraw.Draw(image)
+    for i in range(12):
+        draw.text((20, 20 + 50 * i), f"line {i}: the build failed with code {i * 7}", fill="black")
+    if changed:
+        draw.rectangle((900, 400, 1200, 650), fill=(200, 30, 30))
+    return image
+
+
+def reference(model, processor, request):
+    prompt = processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
+    images = [request.images] if request.images else None
+    inputs = processor(text=[prompt], images=images, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=request.max_new_tokens, do_sample=False)
+    return processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def ask(engine, processor, request):
+    prompt = processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
+    stats = GenerationStats()
+    return "".join(engine.generate(prompt, request, stats)), stats
+
+
+def test_fresh_follow_up_changed_and_history_match_reference(parts):
+    model, processor = parts
+    engine = Engine(model, processor)
+    steps = [
+        VisionRequest("What is on my screen?", [screen()], max_new_tokens=10),
+        VisionRequest("Read the third line.", [screen()], max_new_tokens=10),
+        VisionRequest("What is on my screen?", [screen(changed=True)], max_new_tokens=10),
+        VisionRequest("and the last line?", [screen(changed=True)], max_new_tokens=10,
+                      history=[("What is on my screen?", "some text")]),
+        VisionRequest("Just text, no image.", [], max_new_tokens=10),
+    ]
+    seen = []
+    for request in steps:
+        text, stats = ask(engine, processor, request)
+        assert text == reference(model, processor, request), request.prompt
+        assert stats.completion_tokens == 10
+        seen.append(engine.last)
+    fresh, follow_up, changed, history, _ = seen
+    assert fresh.tiles_encoded == 13 and fresh.prefix_reused == 0
+    # follow-up on the same screen: no image work at all, only the new question is prefilled
+    assert follow_up.images_reused and follow_up.tiles_encoded == 0 and follow_up.prefilled < 15
+    # one window changed: only the tiles it touches are encoded again
+    assert 0 < changed.tiles_encoded < 6 and changed.tiles_reused == 13 - changed.tiles_encoded
+    assert history.images_reused and history.tiles_encoded == 0
+
+
+def test_caches_off_is_plain_generate(parts):
+    model, processor = parts
+    engine = Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False)
+    request = VisionRequest("Describe.", [screen()], max_new_tokens=8)
+    for _ in range(2):
+        assert ask(engine, processor, request)[0] == reference(model, processor, request)
+        assert engine.last.tiles_encoded == 13 and engine.last.prefilled > 800
+
+
+def test_two_images_and_a_different_image_never_reuse_features(parts):
+    model, processor = parts
+    engine = Engine(model, processor)
+    a, b = screen(), Image.new("RGB", (500, 400), "blue")
+    request = VisionRequest("Compare these.", [a, b], max_new_tokens=6)
+    assert ask(engine, processor, request)[0] == reference(model, processor, request)
+    other = VisionRequest("Compare these.", [a, Image.new("RGB", (500, 400), "green")], max_new_tokens=6)
+    assert ask(engine, processor, other)[0] == reference(model, processor, other)
+    assert engine.last.tiles_encoded >= 1  # the green image is new
+
+
+def test_cancel_and_sampling(parts):
+    model, processor = parts
+    engine = Engine(model, processor)
+    cancel = threading.Event()
+    cancel.set()
+    request = VisionRequest("Describe.", [screen()], max_new_tokens=30, cancel=cancel)
+    _, stats = ask(engine, processor, request)
+    assert stats.completion_tokens == 1
+    sampled = VisionRequest("Describe.", [screen()], max_new_tokens=5, temperature=0.8)
+    text, stats = ask(engine, processor, sampled)
+    assert stats.completion_tokens == 5 and isinstance(text, str)
