@@ -14,7 +14,7 @@ from labeeb.host import PluginHost
 from labeeb.isolation import describe
 from labeeb.messages import Command, Reply, Timings, Usage
 from labeeb.router import Route, Router
-from labeeb.skills import Request
+from labeeb.skills import Request, Skill
 from labeeb.vision.backend import ModelUnavailableError, VisionError
 from labeeb.vision.processor import VisionProcessor, shared_processor
 
@@ -72,8 +72,20 @@ class Assistant:
 
     # -- handling a command ----------------------------------------------------------------
 
-    def route(self, text: str) -> Route:
-        return self.router.route(text)
+    def route(self, text: str, command: Command | None = None) -> Route:
+        """Route ``text``; with the ``command``, skills whose ``applies`` says no are skipped."""
+        command = command or Command(text)
+
+        def available(skill: Skill) -> bool:
+            if skill.applies is None:
+                return True
+            try:
+                return bool(skill.applies(command, self))
+            except Exception as exc:  # a broken condition must not break routing
+                log.warning("skill %s: applies() failed: %s", skill.qualified_name, describe(exc))
+                return False
+
+        return self.router.route(text, available)
 
     def handle(
         self,
@@ -85,7 +97,7 @@ class Assistant:
         """Route ``command`` to a skill, run it in isolation, stream chunks to ``on_chunk``."""
         self.start()
         started = time.perf_counter()
-        route = self.route(command.text)
+        route = self.route(command.text, command)
         routed = time.perf_counter() - started
         if command.images:
             self.context.set_images(command.images)

@@ -57,6 +57,14 @@ class OpenAIBackendConfig(_Section):
     max_retries: int = Field(2, ge=0, le=10)
 
 
+class AnswerCacheConfig(_Section):
+    """Reuse an answer for the same images, prompt, model and generation settings."""
+
+    enabled: bool = True
+    ttl: float = Field(300.0, ge=0, description="seconds an answer is reused")
+    max_entries: int = Field(256, ge=1, le=100_000)
+
+
 class VisionConfig(_Section):
     backend: str = "transformers"
     model: str = DEFAULT_MODEL
@@ -67,6 +75,7 @@ class VisionConfig(_Section):
     engine: Literal["fast", "plain"] = "fast"
     preprocess: PreprocessConfig = PreprocessConfig()
     openai: OpenAIBackendConfig = OpenAIBackendConfig()
+    cache: AnswerCacheConfig = AnswerCacheConfig()
 
 
 class PluginsConfig(_Section):
@@ -90,11 +99,122 @@ class ContextConfig(_Section):
     max_exchanges: int = Field(6, ge=0, le=100)
 
 
+_RECT = r"^\s*-?\d+\s*,\s*-?\d+\s*,\s*[1-9]\d*\s*,\s*[1-9]\d*\s*$"
+
+
+def _rects(value: Any) -> Any:
+    """Accept "x,y,w,h" strings or [x, y, w, h] lists; keep them as "x,y,w,h" strings."""
+    import re
+
+    if isinstance(value, str):
+        value = [part for part in value.split(";") if part.strip()]
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, (list, tuple)):
+            item = ",".join(str(v) for v in item)
+        if not isinstance(item, str) or not re.match(_RECT, item):
+            raise ValueError(f"{item!r} is not a rectangle 'x,y,width,height' (width and height > 0)")
+        out.append(",".join(part.strip() for part in item.split(",")))
+    return out
+
+
+class ScreenConfig(_Section):
+    """Screen capture (the screen and visual feedback plugins, ``labeeb watch``)."""
+
+    monitor: int = Field(0, ge=0, description="0 = every monitor (the whole virtual screen)")
+    monitors: list[str] = Field(default_factory=list, description="monitor layout override")
+    exclude_regions: list[str] = Field(default_factory=list)
+    exclude_windows: list[str] = Field(default_factory=list)
+    cursor_area: int = Field(480, ge=64, le=4096, description="side of the square around the pointer")
+    watch_interval: float = Field(2.0, gt=0, le=3600)
+    change_threshold: int = Field(32, ge=1, le=255, description="per-pixel difference that counts")
+    change_min_pixels: int = Field(80, ge=1, description="smaller changes are noise")
+    ignore_regions: list[str] = Field(default_factory=list)
+
+    _check_rects = field_validator("monitors", "exclude_regions", "ignore_regions", mode="before")(_rects)
+
+
+class ServerConfig(_Section):
+    """``labeeb serve``: the OpenAI-compatible API and the web page. Safe by default."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    api_key: str = ""
+    max_body_mb: float = Field(20.0, gt=0, description="largest request body in MB")
+    max_images: int = Field(8, ge=1, le=64, description="images per request")
+    max_image_pixels: int = Field(16_000_000, ge=1, description="width x height per image")
+    max_audio_seconds: float = Field(120.0, gt=0)
+    queue_size: int = Field(16, ge=1, description="requests waiting for the model")
+    allow_remote_images: bool = False
+    remote_image_hosts: list[str] = Field(default_factory=list)
+    allow_screen: bool = False
+    cors_origins: list[str] = Field(default_factory=list)
+
+    _split = field_validator("remote_image_hosts", "cors_origins", mode="before")(_split_commas)
+
+
+class DocumentsConfig(_Section):
+    max_pages: int = Field(20, ge=1, le=1000, description="pages read per document and request")
+    dpi: int = Field(150, ge=36, le=600, description="PDF rendering resolution")
+    ocr: bool = True
+
+
+class VideoConfig(_Section):
+    frames: int = Field(8, ge=1, le=64, description="frames sampled from a video")
+    frame_size: int = Field(512, ge=64, le=4096, description="longest edge of a frame in pixels")
+
+
+class SttConfig(_Section):
+    """Speech in: faster-whisper (``labeeb listen``, the server's transcriptions)."""
+
+    model: str = Field("small.en", description="Whisper size name, hub id or local directory")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = Field("auto", description="auto = int8 on CPU, float16 on CUDA")
+    language: str = Field("auto", description="a language code, or auto to detect")
+    beam_size: int = Field(5, ge=1, le=20)
+    cpu_threads: int = Field(0, ge=0, le=256, description="0 = CTranslate2's default")
+
+
+class TtsConfig(_Section):
+    """Speech out: pyttsx3 with the platform engine, or the espeak-ng program."""
+
+    engine: Literal["pyttsx3", "espeak-ng"] = "pyttsx3"
+    voice: str = Field("", description="voice id or name; empty = the engine's default")
+    rate: int = Field(175, ge=50, le=500, description="words per minute")
+    volume: float = Field(1.0, ge=0.0, le=1.0)
+    output_device: int | str = Field("", description="sounddevice index or name; empty = default")
+
+
+class ListenConfig(_Section):
+    """The listening loop: microphone, end of utterance, wake word, barge-in."""
+
+    input_device: int | str = Field("", description="sounddevice index or name; empty = default")
+    mode: Literal["vad", "push_to_talk"] = "vad"
+    silence_ms: int = Field(700, ge=100, le=10000, description="silence that ends an utterance")
+    min_speech_ms: int = Field(200, ge=0, le=5000, description="shorter sounds are ignored")
+    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    max_utterance_s: float = Field(30.0, gt=0, le=600)
+    wake_word: str = Field("", description="empty = every utterance is a command")
+    follow_up_s: float = Field(8.0, ge=0, le=3600, description="no wake word needed this long after a reply")
+    barge_in: bool = True
+    speak: bool = True
+    not_heard: str = Field("I didn't catch that.", description="said for silence or noise; empty = say nothing")
+
+
 class Settings(_Section):
     vision: VisionConfig = VisionConfig()
     plugins: PluginsConfig = PluginsConfig()
     router: RouterConfig = RouterConfig()
     context: ContextConfig = ContextConfig()
+    documents: DocumentsConfig = DocumentsConfig()
+    video: VideoConfig = VideoConfig()
+    screen: ScreenConfig = ScreenConfig()
+    server: ServerConfig = ServerConfig()
+    stt: SttConfig = SttConfig()
+    tts: TtsConfig = TtsConfig()
+    listen: ListenConfig = ListenConfig()
 
 
 @dataclass

@@ -1,16 +1,18 @@
 """Routes a typed or transcribed command to a skill, deterministically and explainably.
 
 Each skill is scored against the command: a matching regex pattern scores 100, otherwise
-the best score against its example phrases, where a phrase scores the higher of rapidfuzz's
-``ratio`` (whole-string similarity, forgiving typos) and ``token_set_ratio`` (all of the
-phrase's words appear, in any order, amid other words). The highest score at or above
-the threshold wins (ties go to the skill registered first); below it, the fallback skill.
+the best score against its example phrases (see ``phrase_score``: rapidfuzz's whole-string
+and word-order-free similarities, forgiving typos, and the phrase's words appearing amid other
+words of a longer command). The highest score at or above
+the threshold wins (on a tie an exact phrase beats a pattern, a pattern beats a fuzzy
+phrase, then the skill registered first wins); below it, the fallback skill.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from rapidfuzz import fuzz, process, utils
 
@@ -24,6 +26,8 @@ class Score:
     skill: str
     score: float
     matched: str  # the example phrase or pattern that gave the score
+    # How it matched, for ties: "exact" phrase, then "pattern", then fuzzy "phrase".
+    kind: str = "phrase"
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,13 @@ def normalise(text: str) -> str:
 
 
 def phrase_score(query: str, example: str, **kwargs: object) -> float:
-    return max(fuzz.ratio(query, example), fuzz.token_set_ratio(query, example))
+    """rapidfuzz's ``ratio`` and ``token_sort_ratio``; ``token_set_ratio`` only when the
+    command has at least as many words as the phrase (the phrase amid other words), so a
+    short command ("what is this") never matches a longer phrase that happens to contain it."""
+    score = max(fuzz.ratio(query, example), fuzz.token_sort_ratio(query, example))
+    if len(query.split()) >= len(example.split()):
+        score = max(score, fuzz.token_set_ratio(query, example))
+    return score
 
 
 class Router:
@@ -65,26 +75,33 @@ class Router:
     def fallback(self) -> Skill | None:
         return next((s for s in self.skills if s.fallback), None)
 
-    def scores(self, text: str) -> list[Score]:
+    def scores(self, text: str, available: Callable[[Skill], bool] | None = None) -> list[Score]:
         query = normalise(text)
         out = []
         for skill in self.skills:
             if skill.fallback:
                 continue
+            if available is not None and not available(skill):
+                out.append(Score(skill.qualified_name, 0.0, "(does not apply now)"))
+                continue
             pattern = skill.matches_pattern(text)
             if pattern is not None:
-                out.append(Score(skill.qualified_name, 100.0, f"/{pattern}/"))
+                out.append(Score(skill.qualified_name, 100.0, f"/{pattern}/", "pattern"))
                 continue
             best = process.extractOne(query, skill.examples, scorer=phrase_score, processor=utils.default_process)
             if best is None:
                 out.append(Score(skill.qualified_name, 0.0, ""))
             else:
-                out.append(Score(skill.qualified_name, float(best[1]), best[0]))
-        # Stable sort: equal scores keep registration order, so routing is deterministic.
-        return sorted(out, key=lambda s: -s.score)
+                exact = utils.default_process(best[0]) == query
+                out.append(Score(skill.qualified_name, float(best[1]), best[0], "exact" if exact else "phrase"))
+        # Equal scores: an exact phrase beats a pattern, a pattern beats a fuzzy phrase, then
+        # registration order (a stable sort), so routing is deterministic.
+        rank = {"exact": 0, "pattern": 1, "phrase": 2}
+        return sorted(out, key=lambda s: (-s.score, rank[s.kind]))
 
-    def route(self, text: str) -> Route:
-        scores = self.scores(text)
+    def route(self, text: str, available: Callable[[Skill], bool] | None = None) -> Route:
+        """The skill for ``text``; ``available`` rules out skills that do not apply now."""
+        scores = self.scores(text, available)
         by_name = {s.qualified_name: s for s in self.skills}
         if scores and scores[0].score >= self.threshold:
             return Route(by_name[scores[0].skill], scores[0].score, scores, fallback=False)

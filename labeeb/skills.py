@@ -35,6 +35,9 @@ class Skill:
     patterns: list[str] = field(default_factory=list)
     # The fallback skill answers whatever nothing else matched (one per assistant).
     fallback: bool = False
+    # When given, the skill is only considered if ``applies(command, assistant)`` is true,
+    # e.g. document questions only when a document is attached or being read.
+    applies: Callable[[Command, Assistant], bool] | None = None
     # Filled in by the host: the plugin that registered this skill.
     plugin: str = ""
 

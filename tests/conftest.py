@@ -4,13 +4,11 @@ unless a test asks for it (it installs them for real, see test_entrypoints.py)."
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_runner import REPO, run_labeeb
 
 
 @pytest.fixture(autouse=True)
@@ -41,16 +39,6 @@ def smolvlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from labeeb.testing import build_random_smolvlm
 
     return build_random_smolvlm(tmp_path_factory.mktemp("smolvlm-256m-random"))
-
-
-def run_labeeb(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-               timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the real ``labeeb`` command line in a subprocess."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "labeeb", *args],
-        capture_output=True, text=True, env=full_env, input=input, timeout=timeout, cwd=REPO,
-    )
 
 
 @pytest.fixture

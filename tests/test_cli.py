@@ -6,7 +6,7 @@ import sys
 
 from PIL import Image
 
-from conftest import run_labeeb
+from cli_runner import run_labeeb
 
 
 def test_help_lists_commands_and_imports_nothing_heavy():

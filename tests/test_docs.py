@@ -31,4 +31,4 @@ def test_readme_test_command_is_what_ci_runs():
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()
     assert "bash .ci/run" in readme
-    assert "python -m pytest" in ci
+    assert "python3 -m pytest" in ci

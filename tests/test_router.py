@@ -63,3 +63,35 @@ def test_router_never_fails_on_any_text(text):
     route = Router(_skills()).route(text)
     assert route.skill is not None
     assert all(0 <= s.score <= 100 for s in route.scores)
+
+
+def test_ties_exact_phrase_then_pattern_then_fuzzy_phrase():
+    def noop(request):
+        return ""
+
+    broad = Skill("broad", noop, patterns=[r"\bwhat\b.*\bdocument\b"], plugin="a")
+    exact = Skill("exact", noop, examples=["what is written in this document"], plugin="b")
+    fuzzy = Skill("fuzzy", noop, examples=["summary"], plugin="c")
+    router = Router([fuzzy, broad, exact])
+    assert router.route("what is written in this document").skill is exact
+    assert router.route("what does the document say").skill is broad
+
+
+def test_short_commands_do_not_match_longer_phrases_that_contain_them():
+    def noop(request):
+        return ""
+
+    read = Skill("read", noop, examples=["what is written in this document"], plugin="docs")
+    route = Router([read, Skill("ask", noop, fallback=True)]).route("what is this")
+    assert route.fallback
+
+
+def test_skills_that_do_not_apply_are_skipped_and_explained():
+    def noop(request):
+        return ""
+
+    docs = Skill("question", noop, examples=["what is the total"], plugin="docs")
+    router = Router([docs, Skill("ask", noop, fallback=True, plugin="general")])
+    route = router.route("what is the total", available=lambda skill: False)
+    assert route.fallback and "(does not apply now)" in route.explain()
+    assert router.route("what is the total", available=lambda skill: True).skill is docs

@@ -6,7 +6,7 @@ import threading
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import run_labeeb
+from cli_runner import run_labeeb
 from labeeb.config import VisionConfig
 from labeeb.vision.backend import ModelUnavailableError
 from labeeb.vision.processor import VisionProcessor

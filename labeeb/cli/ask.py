@@ -14,19 +14,32 @@ from labeeb.cli import fail, get_app
 @click.command("ask")
 @click.argument("question", nargs=-1, required=True)
 @click.option("--image", "-i", "images", multiple=True, type=click.Path(), help="Attach an image or PDF (repeatable).")
+@click.option("--pages", help='Pages of attached PDFs/TIFFs to read, e.g. "1-3,5" (default: all, up to documents.max_pages).')
+@click.option("--video", type=click.Path(), help="Attach frames sampled uniformly from a video (PyAV).")
+@click.option("--frames", type=click.IntRange(1, 64), help="How many frames --video samples (default: video.frames).")
+@click.option("--screen", "screen", is_flag=True, help="Attach a fresh screenshot (privacy settings applied).")
+@click.option("--monitor", type=click.IntRange(0), help="Screenshot monitor N (0 = all monitors); implies --screen.")
+@click.option("--region", metavar="X,Y,W,H", help="Screenshot only this area (screen pixels); implies --screen.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, plugin, skill, timings, usage).")
 @click.option("--explain", is_flag=True, help="Show how the command was routed (scores per skill).")
 @click.option("--max-tokens", type=click.IntRange(1, 8192), help="Longest answer in tokens.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="0 = deterministic (default).")
+@click.option("--speak/--no-speak", default=False, help="Speak the answer aloud as it streams (tts.* settings).")
 @click.pass_context
 def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ...], as_json: bool,
-            explain: bool, max_tokens: int | None, temperature: float | None) -> None:
+            explain: bool, max_tokens: int | None, temperature: float | None,
+            pages: str | None = None, video: str | None = None, frames: int | None = None,
+            screen: bool = False, monitor: int | None = None, region: str | None = None,
+            speak: bool = False) -> None:
     """Ask one QUESTION, optionally about images or documents.
 
     \b
     Examples:
       labeeb ask "what can you do?"
       labeeb ask --image photo.png "describe this" --json
+      labeeb ask --image scan.pdf --pages 2-3 "summarise these pages"
+      labeeb ask --video clip.mp4 --frames 6 "what happens in this clip?"
+      labeeb ask --screen "how do I fix this?"
     """
     from labeeb.images import ImageError, load_attachments
     from labeeb.messages import Command
@@ -44,23 +57,59 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
         pictures, files = load_attachments([Path(p) for p in images])
     except ImageError as exc:
         fail(str(exc), 2)
+    options: dict[str, object] = {}
+    if pages:
+        from labeeb.documents import DocumentError, parse_pages
+
+        try:
+            parse_pages(pages)
+        except DocumentError as exc:
+            fail(f"--pages: {exc}", 2)
+        options["pages"] = pages
+    if frames and not video:
+        fail("--frames needs --video", 2)
+    if video:
+        from labeeb.video import VideoError, sample_frames
+
+        try:
+            sampled = sample_frames(video, frames or settings.video.frames, settings.video.frame_size)
+        except VideoError as exc:
+            fail(str(exc), 2)
+        pictures += [frame.image for frame in sampled]
+        files.append(Path(video))
+        options["video_frame_times"] = [round(frame.time, 3) for frame in sampled]
+    if screen or monitor is not None or region:
+        from labeeb.screen import ScreenTargetError, ScreenUnavailableError, grab_for_options, screen_options
+
+        try:
+            options.update(screen_options(monitor, region))
+            pictures.append(grab_for_options(settings.screen, options).image)
+        except ScreenTargetError as exc:
+            fail(str(exc), 2)
+        except ScreenUnavailableError as exc:
+            fail(str(exc))
     assistant = app.assistant
-    route = assistant.route(text)
+    command = Command(text=text, images=pictures, files=files, source="cli", options=options)
+    route = assistant.route(text, command)
     if explain and not as_json:
         click.echo(route.explain(), err=True)
 
     streamed: list[str] = []
+    speaker = None
+    if speak:
+        from labeeb.voice.speaker import open_speaker
+
+        speaker = open_speaker(settings.tts, warn=lambda message: click.echo(f"labeeb: {message}", err=True))
 
     def on_chunk(chunk: str) -> None:
         streamed.append(chunk)
+        if speaker is not None:
+            speaker.feed(chunk)
         sys.stdout.write(chunk)
         sys.stdout.flush()
 
     with assistant:
-        reply = assistant.handle(
-            Command(text=text, images=pictures, files=files, source="cli"),
-            on_chunk=None if as_json else on_chunk,
-        )
+        reply = assistant.handle(command, on_chunk=None if as_json else on_chunk)
     if as_json:
         out = reply.to_dict()
         if explain:
@@ -76,5 +125,9 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
         click.echo(reply.text)
     else:
         click.echo()
+    if speaker is not None:  # let the answer finish speaking (Ctrl-C stops it)
+        if not reply.error and not reply.data.get("cancelled"):
+            speaker.end(reply.text)
+        speaker.close()
     if reply.error:
         sys.exit(1)

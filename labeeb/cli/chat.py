@@ -61,14 +61,20 @@ def _lines(prompt: str) -> Iterator[str]:
 
 @click.command("chat")
 @click.option("--image", "-i", "images", multiple=True, type=click.Path(), help="Start with these images attached.")
+@click.option("--speak/--no-speak", default=False, help="Speak answers aloud, sentence by sentence as they stream.")
 @click.pass_context
-def command(ctx: click.Context, images: tuple[str, ...]) -> None:
+def command(ctx: click.Context, images: tuple[str, ...], speak: bool = False) -> None:
     """Chat with Labeeb in the terminal."""
     from labeeb.images import ImageError, load_attachments
     from labeeb.messages import Command
 
     app = get_app(ctx)
     assistant = app.assistant
+    speaker = None
+    if speak:
+        from labeeb.voice.speaker import open_speaker
+
+        speaker = open_speaker(app.loaded.settings.tts, warn=lambda message: click.echo(f"labeeb: {message}", err=True))
     pending: list[Path] = [Path(p) for p in images]
     echo: Callable[..., None] = click.echo
     echo("Labeeb is listening. /help for commands, /quit to leave.")
@@ -122,7 +128,11 @@ def command(ctx: click.Context, images: tuple[str, ...]) -> None:
                 streamed.append(chunk)
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
+                if speaker is not None:
+                    speaker.feed(chunk)
 
+            if speaker is not None:
+                speaker.begin()  # a new question stops the previous answer's speech
             reply = assistant.handle(
                 Command(text=line, images=pictures, files=files, source="chat"),
                 on_chunk=on_chunk,
@@ -134,4 +144,10 @@ def command(ctx: click.Context, images: tuple[str, ...]) -> None:
                 echo(reply.text)
             else:
                 echo(" [stopped]" if reply.data.get("cancelled") else "")
+            if speaker is not None and not reply.error and not reply.data.get("cancelled"):
+                speaker.end(reply.text)
+            elif speaker is not None:
+                speaker.interrupt()
+    if speaker is not None:
+        speaker.close()  # the last answer finishes speaking (Ctrl-C stops it)
     echo("Bye.")

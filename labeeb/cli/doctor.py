@@ -92,6 +92,18 @@ def check_microphone(settings: Settings) -> Check:
     return Check("microphone", "OK", "; ".join(f"[{i}] {n}" for i, n in enumerate(inputs)))
 
 
+def check_speech_model(settings: Settings) -> Check:
+    from labeeb.voice import SpeechModelError
+    from labeeb.voice.stt import resolve_model
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # doctor only looks; it never downloads
+    try:
+        path = resolve_model(settings.stt.model)
+    except SpeechModelError as exc:
+        return Check("speech recognition", "WARN", f"{exc} (typed commands still work)")
+    return Check("speech recognition", "OK", f"Whisper {settings.stt.model} at {path}")
+
+
 def check_speech(settings: Settings) -> Check:
     if sys.platform.startswith("linux") and not (shutil.which("espeak-ng") or shutil.which("espeak")):
         return Check("speech output", "WARN", "espeak-ng not found; `sudo apt install espeak-ng` (answers are still shown as text)")
@@ -113,7 +125,9 @@ def check_plugins(app) -> Check:  # type: ignore[no-untyped-def]
     return Check("plugins", "OK", f"{len(loaded)} loaded: {', '.join(loaded)}")
 
 
-CHECKS: list[Callable[[Settings], Check]] = [check_model, check_gpu, check_screen, check_microphone, check_speech]
+CHECKS: list[Callable[[Settings], Check]] = [
+    check_model, check_gpu, check_screen, check_microphone, check_speech_model, check_speech,
+]
 
 
 @click.command("doctor")

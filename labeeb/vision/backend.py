@@ -27,6 +27,8 @@ class VisionRequest:
     # Earlier (user, assistant) exchanges, oldest first, text only.
     history: list[tuple[str, str]] = field(default_factory=list)
     max_new_tokens: int = 256
+    # Keep generating past the end-of-answer token until this many (benchmarks fix lengths).
+    min_new_tokens: int = 0
     temperature: float = 0.0
     stop: list[str] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)

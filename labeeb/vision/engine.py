@@ -107,6 +107,9 @@ class Engine:
         self._prefix_cache_size = prefix_cache_size
         self._lock = threading.Lock()
         self.last = EngineStats()
+        from labeeb.vision.fast_images import FastImageProcessor, supported
+
+        self._fast_images = FastImageProcessor(processor.image_processor) if supported(processor.image_processor) else None
         config = model.config
         self.image_token_id = config.image_token_id
         eos = model.generation_config.eos_token_id
@@ -120,9 +123,13 @@ class Engine:
         if hit is not None:
             self.last.images_reused = True
             return hit
-        processed, replacements = self.processor._process_images(
-            [list(images)], return_tensors="pt", return_row_col_info=True
-        )
+        if self._fast_images is not None:
+            processed = self._fast_images(list(images))
+            replacements = [self.processor.replace_image_token(processed, image_idx=i) for i in range(len(images))]
+        else:
+            processed, replacements = self.processor._process_images(
+                [list(images)], return_tensors="pt", return_row_col_info=True
+            )
         prepared = PreparedImages(
             pixel_values=processed["pixel_values"],
             pixel_attention_mask=processed.get("pixel_attention_mask"),
@@ -260,6 +267,8 @@ class Engine:
         position = len(ids)
         generator = torch.Generator().manual_seed(0) if request.temperature > 0 else None
         for _ in range(request.max_new_tokens):
+            if len(generated) < request.min_new_tokens:  # as generate(min_new_tokens=...) does
+                logits[list(self.eos)] = float("-inf")
             token = self._pick(logits, request.temperature, generator)
             generated.append(token)
             stats.completion_tokens = len(generated)

@@ -79,6 +79,11 @@ class OpenAIBackend:
                 f"the server at {self.base_url} refused the API key ({response.status_code}); "
                 "set vision.openai.api_key (or LABEEB_VISION__OPENAI__API_KEY)."
             )
+        if response.status_code == 404:
+            raise ModelUnavailableError(
+                f"no OpenAI-compatible API at {self.base_url} (GET /models answered 404); "
+                "vision.openai.base_url usually ends with /v1, e.g. http://127.0.0.1:8000/v1."
+            )
 
     def _post(self, payload: dict[str, Any]) -> Any:
         import httpx
@@ -94,9 +99,12 @@ class OpenAIBackend:
                     raise VisionError(f"cannot reach {self.base_url}: {exc}") from None
             except httpx.TimeoutException:
                 raise VisionError(
-                    f"{self.base_url} did not answer within {self.settings.timeout:.0f} s "
+                    f"{self.base_url} did not answer within {self.settings.timeout:g} s "
                     "(vision.openai.timeout)"
                 ) from None
+            except httpx.TransportError as exc:  # dropped connection: the request can be sent again
+                if last:
+                    raise VisionError(f"the connection to {self.base_url} failed: {exc.__class__.__name__}: {exc}") from None
             else:
                 if response.status_code < 400:
                     return response
@@ -138,9 +146,13 @@ class OpenAIBackend:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     break
-                event = json.loads(data)
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    raise VisionError(f"{self.base_url} sent a malformed event: {data[:200]!r}") from None
                 if "error" in event:
-                    raise VisionError(f"{self.base_url}: {event['error'].get('message', event['error'])}")
+                    error = event["error"]
+                    raise VisionError(f"{self.base_url}: {error.get('message', error) if isinstance(error, dict) else error}")
                 usage = event.get("usage")
                 if usage:
                     stats.prompt_tokens = int(usage.get("prompt_tokens", 0))

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
+from labeeb.answer_cache import AnswerCache, model_identity
 from labeeb.messages import Timings, Usage
 from labeeb.vision.backend import (
     BackendFactory,
@@ -44,6 +45,7 @@ class VisionStream:
         self.timings = Timings()
         self.parts: list[str] = []
         self.model = ""
+        self.cached = False  # True when the answer came from the answer cache
         self._started = False
 
     @property
@@ -62,7 +64,8 @@ class VisionStream:
         if self._started:
             raise RuntimeError("a VisionStream can be iterated once")
         self._started = True
-        return self._run()
+        processor = self._processor
+        return processor.cache.serve(self, self._run(), model_identity(processor.config))
 
     def _run(self) -> Iterator[str]:
         start = time.perf_counter()
@@ -130,6 +133,7 @@ class VisionProcessor:
         self._load_lock = threading.Lock()
         self._backend: VisionBackend | None = None
         self._error: ModelUnavailableError | None = None
+        self.cache = AnswerCache.from_config(config)
 
     @property
     def model_id(self) -> str:
@@ -178,6 +182,7 @@ class VisionProcessor:
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         stop: list[str] | None = None,
+        min_new_tokens: int = 0,
     ) -> VisionStream:
         request = VisionRequest(
             prompt=prompt,
@@ -186,6 +191,7 @@ class VisionProcessor:
             max_new_tokens=max_new_tokens or self.config.max_new_tokens,
             temperature=self.config.temperature if temperature is None else temperature,
             stop=list(stop or []),
+            min_new_tokens=min_new_tokens,
             cancel=cancel or threading.Event(),
         )
         return VisionStream(self, request)

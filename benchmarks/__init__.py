@@ -1,0 +1,1 @@
+"""Labeeb's benchmarks: the reference and Labeeb side by side, reported as ratios."""

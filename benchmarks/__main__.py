@@ -1,0 +1,109 @@
+"""``python -m benchmarks``: Labeeb against the reference, same run, same model, same pictures.
+
+The model is SmolVLM-256M's real architecture with random weights (built once from the
+config/processor/tokenizer files, see labeeb.testing.build_random_smolvlm): random weights
+give meaningless text, so this measures speed and memory only. Both variants get a fixed
+output length (min_new_tokens = max_new_tokens), and the benchmark checks that both produced
+the same greedy tokens, i.e. that Labeeb's speed does not change the answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.report import plot, table
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = ["fresh_screenshot", "follow_up", "changed_window", "document_3_pages"]
+TARGETS = {  # Labeeb / reference, from the performance issue
+    ("fresh_screenshot", "ttft"): 0.33,
+    ("follow_up", "ttft"): 0.05,
+    ("changed_window", "ttft"): 0.2,
+}
+
+
+def model_dir(path: str | None) -> str:
+    if path:
+        return path
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "labeeb" / "smolvlm-256m-random"
+    if not (cache / "model.safetensors").is_file():
+        from labeeb.testing import build_random_smolvlm
+
+        print(f"building the random-weights SmolVLM-256M in {cache} ...", file=sys.stderr)
+        build_random_smolvlm(cache)
+    return str(cache)
+
+
+def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.worker", variant, scenario, model, str(runs), str(tokens)],
+        capture_output=True, text=True, env=env, cwd=HERE.parent,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{variant}/{scenario} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summarise(ref: dict, lab: dict) -> dict:
+    def median(rows, key):
+        values = [r[key] for r in rows if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    out = {}
+    for key in ("ttft", "total", "decode_tps"):
+        r, l = median(ref["runs"], key), median(lab["runs"], key)
+        out[key] = {"reference": r, "labeeb": l, "ratio": (l / r) if r and l else None}
+    out["peak_rss_mb"] = {"reference": ref["peak_rss_mb"], "labeeb": lab["peak_rss_mb"],
+                          "ratio": lab["peak_rss_mb"] / ref["peak_rss_mb"]}
+    same = [a["tokens"] == b["tokens"] for a, b in zip(ref["runs"], lab["runs"])]
+    out["same_tokens"] = f"{sum(same)}/{len(same)}"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per scenario (median reported)")
+    parser.add_argument("--tokens", type=int, default=32, help="output tokens per answer")
+    parser.add_argument("--model", help="model directory (default: build random-weights SmolVLM-256M)")
+    parser.add_argument("--scenarios", nargs="*", default=SCENARIOS, choices=SCENARIOS)
+    parser.add_argument("--out", default=str(HERE / "results"), help="where latest.json and latest.png go")
+    args = parser.parse_args()
+
+    model = model_dir(args.model)
+    results = {}
+    for scenario in args.scenarios:
+        print(f"[{time.strftime('%H:%M:%S')}] {scenario}: reference ...", file=sys.stderr, flush=True)
+        ref = run_worker("reference", scenario, model, args.runs, args.tokens)
+        print(f"[{time.strftime('%H:%M:%S')}] {scenario}: labeeb ...", file=sys.stderr, flush=True)
+        lab = run_worker("labeeb", scenario, model, args.runs, args.tokens)
+        results[scenario] = summarise(ref, lab)
+
+    report = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        "model": "SmolVLM-256M-Instruct architecture, random weights",
+        "runs": args.runs, "tokens": args.tokens, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
+        "results": results,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(report, indent=2))
+    print(table(report, TARGETS))
+    try:
+        plot(report, out / "latest.png")
+    except ImportError:
+        print("(install matplotlib for the plot: pip install matplotlib)", file=sys.stderr)
+    print(f"\nwritten: {out / 'latest.json'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

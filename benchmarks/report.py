@@ -1,0 +1,53 @@
+"""The benchmark's table (text) and plot (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.2f}{unit}"
+
+
+def table(report: dict, targets: dict) -> str:
+    cpu = report["machine"]
+    lines = [f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs; "
+             f"{cpu['cores']} cores, {cpu['platform']}", ""]
+    header = f"{'scenario':18} {'metric':12} {'reference':>10} {'labeeb':>10} {'ratio':>7} {'target':>7}"
+    lines += [header, "-" * len(header)]
+    for scenario, res in report["results"].items():
+        for metric, unit in (("ttft", "s"), ("total", "s"), ("decode_tps", "/s"), ("peak_rss_mb", "MB")):
+            row = res[metric]
+            target = targets.get((scenario, metric))
+            if metric == "decode_tps":
+                target = 2.0
+            if metric == "peak_rss_mb":
+                target = 0.8
+            lines.append(f"{scenario:18} {metric:12} {_fmt(row['reference'], unit):>10} {_fmt(row['labeeb'], unit):>10} "
+                         f"{_fmt(row['ratio'], 'x'):>7} {(f'{target}x' if target else ''):>7}")
+        lines.append(f"{scenario:18} {'same tokens':12} {res['same_tokens']:>10}")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(report["results"])
+    metrics = [("ttft", "time to first token"), ("total", "total time"),
+               ("decode_tps", "decode tokens/s"), ("peak_rss_mb", "peak memory")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6))
+    for ax, (metric, title) in zip(axes, metrics):
+        ratios = [report["results"][s][metric]["ratio"] or 0 for s in scenarios]
+        ax.barh(scenarios, ratios, color=["#2b8a3e" if (r < 1) != (metric == "decode_tps") else "#c92a2a" for r in ratios])
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_title(f"{title}\n(Labeeb / reference)")
+        for y, r in enumerate(ratios):
+            ax.text(r, y, f" {r:.2f}x", va="center")
+        if ax is not axes[0]:
+            ax.set_yticks([])
+    fig.suptitle(f"Labeeb vs reference: {report['model']}, {report['machine']['cores']} cores", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

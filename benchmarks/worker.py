@@ -1,0 +1,154 @@
+"""One variant (reference or labeeb) of one scenario, in its own process; prints JSON.
+
+Run by ``python -m benchmarks``; each worker is a fresh process so its peak resident memory
+belongs to that variant alone.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any, Callable
+
+from benchmarks import scenes
+
+QUESTION = "What is on my screen?"
+FOLLOW_UP = "Read the error message in the terminal."
+
+
+class Asker:
+    """ask(images, question) -> (ttft, total, token_ids)."""
+
+    def __init__(self, model_dir: str, tokens: int) -> None:
+        self.model_dir, self.tokens = model_dir, tokens
+
+    def ask(self, images: list, question: str) -> tuple[float, float, list[int]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Reference(Asker):
+    """The straightforward code: default AutoProcessor, bf16 model, generate() per question."""
+
+    def __init__(self, model_dir: str, tokens: int) -> None:
+        super().__init__(model_dir, tokens)
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.torch = torch
+        self.processor = AutoProcessor.from_pretrained(model_dir)
+        self.model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
+
+    def ask(self, images, question):
+        from transformers.generation.streamers import BaseStreamer
+
+        start = time.perf_counter()
+        first: list[float] = []
+
+        class FirstToken(BaseStreamer):
+            calls = 0
+
+            def put(self, value):  # the first put is the prompt, the second the first new token
+                FirstToken.calls += 1
+                if FirstToken.calls == 2:
+                    first.append(time.perf_counter() - start)
+
+            def end(self):
+                pass
+
+        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]
+        prompt = self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        inputs = self.processor(text=prompt, images=[images], return_tensors="pt")
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.torch.bfloat16)
+        with self.torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=self.tokens, min_new_tokens=self.tokens,
+                                      do_sample=False, streamer=FirstToken())
+        total = time.perf_counter() - start
+        return first[0], total, out[0, inputs["input_ids"].shape[1]:].tolist()
+
+
+class Labeeb(Asker):
+    """Labeeb's own path: the shared vision processor with the transformers backend."""
+
+    def __init__(self, model_dir: str, tokens: int) -> None:
+        super().__init__(model_dir, tokens)
+        from labeeb.config import VisionConfig
+        from labeeb.vision.processor import VisionProcessor
+        from labeeb.vision.transformers_backend import TransformersBackend
+
+        config = VisionConfig(model=model_dir, max_new_tokens=tokens)
+        self.vision = VisionProcessor(config, {"transformers": TransformersBackend})
+        self.backend = self.vision.backend()
+
+    def ask(self, images, question):
+        start = time.perf_counter()
+        stream = self.vision.stream(question, images, min_new_tokens=self.tokens)
+        ttft = None
+        for _ in stream:
+            if ttft is None:
+                ttft = time.perf_counter() - start
+        total = time.perf_counter() - start
+        tokenizer = self.backend.processor.tokenizer
+        return ttft or total, total, tokenizer(stream.text, add_special_tokens=False)["input_ids"]
+
+
+def fresh(asker: Asker, run: int) -> tuple[float, float, list[int], float]:
+    """(time to first token, total, token ids, seconds spent decoding)."""
+    ttft, total, ids = asker.ask([scenes.screenshot(seed=run)], QUESTION)
+    return ttft, total, ids, total - ttft
+
+
+def follow_up(asker: Asker, run: int):
+    screen = scenes.screenshot(seed=run)
+    asker.ask([screen], QUESTION)
+    ttft, total, ids = asker.ask([screen], FOLLOW_UP)
+    return ttft, total, ids, total - ttft
+
+
+def changed_window(asker: Asker, run: int):
+    screen = scenes.screenshot(seed=run)
+    asker.ask([screen], QUESTION)
+    ttft, total, ids = asker.ask([scenes.with_changed_window(screen, seed=run)], QUESTION)
+    return ttft, total, ids, total - ttft
+
+
+def document(asker: Asker, run: int):
+    """Three pages, answered page by page: TTFT of page 1, total for all three."""
+    start = time.perf_counter()
+    ttft, ids, decoding = None, [], 0.0
+    for page in (1, 2, 3):
+        first, total, page_ids = asker.ask([scenes.document_page(page, seed=run)], "Summarise this page.")
+        ttft = first if ttft is None else ttft
+        ids += page_ids
+        decoding += total - first
+    return ttft, time.perf_counter() - start, ids, decoding / 3
+
+
+SCENARIOS: dict[str, Callable[[Asker, int], Any]] = {
+    "fresh_screenshot": fresh,
+    "follow_up": follow_up,
+    "changed_window": changed_window,
+    "document_3_pages": document,
+}
+
+
+def main() -> None:
+    variant, scenario, model_dir, runs, tokens = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    started = time.perf_counter()
+    asker = (Reference if variant == "reference" else Labeeb)(model_dir, tokens)
+    load = time.perf_counter() - started
+    # One untimed warm-up on other pictures: first-call costs (allocator, kernels) are not the scenario.
+    asker.ask([scenes.screenshot(seed=10_000)], "Warm up.")
+    rows = []
+    for run in range(runs):
+        ttft, total, ids, decode = SCENARIOS[scenario](asker, run)
+        rows.append({"ttft": ttft, "total": total, "tokens": ids,
+                     "decode_tps": (tokens - 1) / decode if decode > 0 else None})
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"variant": variant, "scenario": scenario, "load": load, "runs": rows,
+                      "peak_rss_mb": peak_kb / 1024}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""``labeeb watch``: announce meaningful changes on the screen until Ctrl-C.
+
+Part of the visual feedback plugin (it adds this command through ``register_commands``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+    from labeeb.changes import WatchEvent
+
+
+def announce(event: WatchEvent, vision: Callable[[str, list[Image]], str] | None) -> tuple[str, bool]:
+    """The text for one change, and whether the model failed (then describe no more)."""
+    from labeeb_plugins.visual_feedback import explain_changes
+
+    before, after = event.before, event.after
+    return explain_changes(event.report, before.image, after.image, after.rect, vision, after)
+
+
+@click.command("watch")
+@click.option("--interval", type=click.FloatRange(min=0.05, max=3600),
+              help="Seconds between screenshots (default: screen.watch_interval).")
+@click.option("--region", metavar="X,Y,W,H", help="Watch only this area (screen pixels; within --monitor if given).")
+@click.option("--monitor", type=click.IntRange(min=0), help="Watch monitor N (0 = all monitors).")
+@click.option("--describe/--no-describe", default=True,
+              help="Ask the vision model what changed (default), or only say where.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after announcing this many changes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per change.")
+@click.pass_context
+def watch_command(ctx: click.Context, interval: float | None, region: str | None, monitor: int | None,
+                  describe: bool, count: int | None, as_json: bool) -> None:
+    """Watch the screen and announce meaningful changes; Ctrl-C stops.
+
+    Noise (a blinking cursor, a ticking clock) is ignored: see screen.change_threshold,
+    screen.change_min_pixels and screen.ignore_regions in the config.
+
+    \b
+    Examples:
+      labeeb watch
+      labeeb watch --interval 1 --region 0,0,800,600 --no-describe
+    """
+    from labeeb_plugins.visual_feedback import sentence_tokens
+
+    from labeeb.changes import watch_screen
+    from labeeb.cli import fail, get_app, settings_or_exit
+    from labeeb.screen import ScreenTargetError, ScreenUnavailableError, Target, open_screen, screen_options
+
+    app = get_app(ctx)
+    config = settings_or_exit(app).screen
+    every = interval or config.watch_interval
+
+    def model(prompt: str, images: list[Any]) -> str:
+        return app.assistant.vision.generate(prompt, images, max_new_tokens=sentence_tokens(app.loaded.settings)).text
+
+    vision: Callable[[str, list[Any]], str] | None = model if describe else None
+
+    def started(shot: Any) -> None:
+        click.echo(f"Watching {shot.label} every {every:g} s; press Ctrl-C to stop.", err=True)
+
+    announced = 0
+    try:
+        options = screen_options(monitor, region) if monitor is not None or region else {}
+        target = Target.from_options(options, config)
+        for event in watch_screen(open_screen(config), target, config, every, on_start=started):
+            text, failed = announce(event, vision)
+            if failed and vision is not None:
+                vision = None
+                click.echo("labeeb: describing changes is off: the vision model is unavailable", err=True)
+            if as_json:
+                click.echo(json.dumps({"time": time.time(), "text": text,
+                                       "changes": event.report.to_dict(event.after.rect)}, ensure_ascii=False))
+            else:
+                click.echo(f"[{time.strftime('%H:%M:%S')}] {text}")
+            announced += 1
+            if count is not None and announced >= count:
+                break
+    except KeyboardInterrupt:
+        click.echo("Stopped watching.", err=True)
+    except ScreenTargetError as exc:
+        fail(str(exc), 2)
+    except ScreenUnavailableError as exc:
+        fail(str(exc))
