@@ -169,7 +169,7 @@ class VideoConfig(_Section):
 class SttConfig(_Section):
     """Speech in: faster-whisper (``labeeb listen``, the server's transcriptions)."""
 
-    model: str = Field("small.en", description="Whisper size name, hub id or local directory")
+    model: str = Field("tiny.en", description="Whisper size name, hub id or local directory")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = Field("auto", description="auto = int8 on CPU, float16 on CUDA")
     language: str = Field("auto", description="a language code, or auto to detect")

@@ -167,10 +167,11 @@ class TransformersBackend:
         finally:
             abandoned.set()
             worker.join()
+            if "ids" in outcome:  # also when the reader stopped early (stop string, cancel)
+                stats.completion_tokens = int(outcome["ids"].shape[1] - inputs["input_ids"].shape[1])
         if "error" in outcome:
             exc = outcome["error"]
             raise VisionError(f"generation failed: {exc.__class__.__name__}: {exc}") from exc
-        stats.completion_tokens = int(outcome["ids"].shape[1] - inputs["input_ids"].shape[1])
 
 
 def factory(config: VisionConfig) -> TransformersBackend:

@@ -1,0 +1,302 @@
+"""``POST /v1/chat/completions``: OpenAI messages in, an answer or a stream of chunks out.
+
+Two models answer. ``labeeb`` goes through the router and the plugins, exactly like a
+typed command (so "what's on my screen?" reaches the screen plugin when the server lets
+clients see the screen). The vision model's own id talks to the model directly.
+
+Each request carries its whole conversation, so the assistant's shared conversation is
+swapped for one built from the request's messages while the request runs: clients never
+see each other's images or questions. The swap is safe because the queue runs one job at
+a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from labeeb.context import Conversation
+from labeeb.messages import Command
+from labeeb.server import schemas
+from labeeb.server.errors import ApiError, error_body
+from labeeb.server.images import ImagePolicy
+from labeeb.server.queue import Job, QueueFull, WorkQueue
+from labeeb.server.turns import StopCutter, Turn, parse_turn
+from labeeb.vision.backend import ModelUnavailableError, VisionError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastapi import Request
+
+    from labeeb.assistant import Assistant
+    from labeeb.config import ServerConfig
+    from labeeb.router import Router
+
+log = logging.getLogger("labeeb.server")
+
+LABEEB_MODEL = "labeeb"
+#: Plugins that look at this machine's screen; clients reach them only with server.allow_screen.
+SCREEN_PLUGINS = ("screen", "visual_feedback")
+
+
+@dataclass
+class Outcome:
+    text: str
+    usage: schemas.Usage
+    finish_reason: schemas.FinishReason
+
+
+def to_api_error(exc: BaseException) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ModelUnavailableError):
+        return ApiError(503, str(exc), "model_unavailable")
+    if isinstance(exc, VisionError):
+        return ApiError(500, str(exc), "vision_error")
+    if isinstance(exc, asyncio.CancelledError):
+        return ApiError(400, "the request was cancelled", "cancelled")
+    log.error("chat completion failed", exc_info=exc)
+    return ApiError(500, "internal server error; the details are in the server's log", "internal_error")
+
+
+class ChatService:
+    def __init__(
+        self,
+        assistant: Assistant,
+        config: ServerConfig,
+        work: WorkQueue,
+        screen_router: Router | None = None,
+    ) -> None:
+        self.assistant = assistant
+        self.config = config
+        self.work = work
+        # Routes with every plugin present, to refuse screen questions clearly when the
+        # screen plugins are not loaded in this server.
+        self.screen_router = screen_router
+        self.policy = ImagePolicy(
+            max_pixels=config.max_image_pixels,
+            max_bytes=int(config.max_body_mb * 1024 * 1024),
+            allow_remote=config.allow_remote_images,
+            remote_hosts=list(config.remote_image_hosts),
+        )
+
+    # -- models ------------------------------------------------------------------------------
+
+    def vision_model_id(self) -> str:
+        vision = self.assistant.settings.vision
+        return vision.openai.model if vision.backend == "openai" else vision.model
+
+    def model_ids(self) -> list[str]:
+        return [LABEEB_MODEL, self.vision_model_id()]
+
+    # -- the endpoint --------------------------------------------------------------------------
+
+    async def complete(self, body: schemas.ChatCompletionRequest, request: Request) -> Any:
+        if body.model not in self.model_ids():
+            raise ApiError(
+                404, f"the model {body.model!r} does not exist; use one of: {', '.join(self.model_ids())}",
+                "model_not_found", "model",
+            )
+        turn = await run_in_threadpool(parse_turn, body, self.policy, self.config.max_images)
+        if body.model == LABEEB_MODEL:
+            self._check_screen(turn.text)
+            work = lambda job: self._through_plugins(turn, body, job)  # noqa: E731
+        else:
+            work = lambda job: self._direct(turn, body, job)  # noqa: E731
+        try:
+            job = self.work.submit(work)
+        except QueueFull as exc:
+            raise ApiError(
+                429, f"{exc}; try again in {exc.retry_after} s", "queue_full",
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
+        first = await self._next_event(job, request)
+        if first[0] == "error":
+            raise to_api_error(first[1])
+        cid, created = schemas.completion_id(), schemas.now()
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(
+                self._sse(job, first, cid, created, body.model, include_usage),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        event = first
+        while event[0] == "chunk":
+            event = await self._next_event(job, request)
+        if event[0] == "error":
+            raise to_api_error(event[1])
+        outcome: Outcome = event[1]
+        completion = schemas.ChatCompletion(
+            id=cid, created=created, model=body.model, usage=outcome.usage,
+            choices=[schemas.Choice(message=schemas.AssistantMessage(content=outcome.text),
+                                    finish_reason=outcome.finish_reason)],
+        )
+        return JSONResponse(completion.model_dump())
+
+    def _check_screen(self, text: str) -> None:
+        if self.config.allow_screen or self.screen_router is None:
+            return
+        route = self.screen_router.route(text)
+        if not route.fallback and route.skill.plugin in SCREEN_PLUGINS:
+            raise ApiError(
+                403, "this server does not let clients see its screen (server.allow_screen is off)",
+                "screen_access_disabled",
+            )
+
+    async def _next_event(self, job: Job, request: Request) -> tuple[str, Any]:
+        """The job's next event; if the client goes away while it waits, the job is cancelled."""
+        while True:
+            try:
+                return await asyncio.wait_for(job.next(), timeout=1.0)
+            except asyncio.TimeoutError:
+                if await request.is_disconnected():
+                    job.cancel.set()
+                    raise ApiError(400, "the client disconnected", "cancelled") from None
+
+    async def _sse(
+        self, job: Job, first: tuple[str, Any], cid: str, created: int, model: str, include_usage: bool
+    ) -> AsyncIterator[str]:
+        def chunk(delta: schemas.Delta, finish: str | None = None) -> str:
+            data = schemas.ChatCompletionChunk(
+                id=cid, created=created, model=model,
+                choices=[schemas.ChunkChoice(delta=delta, finish_reason=finish)],
+            )
+            return f"data: {data.model_dump_json(exclude_none=True)}\n\n"
+
+        try:
+            yield chunk(schemas.Delta(role="assistant", content=""))
+            kind, value = first
+            while True:
+                if kind == "chunk":
+                    yield chunk(schemas.Delta(content=value))
+                elif kind == "done":
+                    yield chunk(schemas.Delta(), value.finish_reason)
+                    if include_usage:
+                        final = schemas.ChatCompletionChunk(
+                            id=cid, created=created, model=model, choices=[], usage=value.usage
+                        )
+                        yield f"data: {final.model_dump_json()}\n\n"
+                    break
+                else:
+                    error = to_api_error(value)
+                    yield f"data: {json.dumps(error_body(error.status, error.message, error.code))}\n\n"
+                    break
+                kind, value = await job.next()
+            yield "data: [DONE]\n\n"
+        finally:
+            if not job.finished:  # the client stopped reading: stop generating
+                job.cancel.set()
+
+    # -- the work, on the queue's thread ---------------------------------------------------
+
+    def _token_limit(self, body: schemas.ChatCompletionRequest) -> int:
+        return body.token_limit() or self.assistant.settings.vision.max_new_tokens
+
+    def _usage(self, prompt_tokens: int, completion_tokens: int, text: str) -> schemas.Usage:
+        if prompt_tokens and not completion_tokens and text:  # the model ran but stopped early
+            completion_tokens = self._count_tokens(text)
+        return schemas.Usage(
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+
+    def _count_tokens(self, text: str) -> int:
+        """The answer's length in the model's own token ids, when the backend has a tokenizer.
+
+        Backends report completion tokens as they generate; an answer cut short by a stop
+        sequence or a cancel may end before they do, so it is counted from its text.
+        """
+        processor = self.assistant.vision
+        backend = processor.backend() if processor.loaded else None
+        tokenizer = getattr(getattr(backend, "processor", None), "tokenizer", None)
+        if tokenizer is None:
+            return 0
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _direct(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job) -> Outcome:
+        cutter = StopCutter(body.stop_list())
+        limit = self._token_limit(body)
+        stream = self.assistant.vision.stream(
+            turn.prompt,
+            turn.images or turn.earlier_images,
+            history=turn.history,
+            cancel=job.cancel,
+            max_new_tokens=limit,
+            temperature=body.temperature,
+        )
+        for piece in stream:
+            self._emit(job, cutter.feed(piece))
+            if cutter.stopped:
+                job.cancel.set()
+        self._emit(job, cutter.flush())
+        usage = self._usage(stream.usage.prompt_tokens, stream.usage.completion_tokens, cutter.text)
+        finish = "length" if not cutter.stopped and usage.completion_tokens >= limit else "stop"
+        return Outcome(cutter.text, usage, finish)
+
+    def _through_plugins(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job) -> Outcome:
+        cutter = StopCutter(body.stop_list())
+        streamed = False
+
+        def on_chunk(piece: str) -> None:
+            nonlocal streamed
+            streamed = True
+            self._emit(job, cutter.feed(piece))
+            if cutter.stopped:
+                job.cancel.set()
+
+        settings = self.assistant.settings.context
+        conversation = Conversation(settings.max_images, settings.max_exchanges)
+        conversation.set_images(turn.earlier_images)
+        for user, answer in turn.history:
+            conversation.add_exchange(user, answer)
+        options = {"system": turn.system} if turn.system else {}
+        command = Command(text=turn.text, images=turn.images, source="api", options=options)
+        with self._conversation(conversation), self._generation(body):
+            reply = self.assistant.handle(command, on_chunk=on_chunk, cancel=job.cancel)
+        if reply.error:
+            unavailable = bool(reply.data.get("model_unavailable"))
+            raise ApiError(503 if unavailable else 500, reply.text,
+                           "model_unavailable" if unavailable else "plugin_error")
+        if not streamed:  # the skill returned a finished Reply
+            self._emit(job, cutter.feed(reply.text))
+        self._emit(job, cutter.flush())
+        final = StopCutter(body.stop_list())  # process_reply hooks may have changed the text
+        text = final.feed(reply.text) + final.flush()
+        usage = self._usage(reply.usage.prompt_tokens, reply.usage.completion_tokens, text)
+        limit = self._token_limit(body)
+        finish = "length" if not cutter.stopped and reply.usage.completion_tokens >= limit else "stop"
+        return Outcome(text, usage, finish)
+
+    @staticmethod
+    def _emit(job: Job, text: str) -> None:
+        if text:
+            job.emit("chunk", text)
+
+    @contextmanager
+    def _conversation(self, conversation: Conversation) -> Iterator[None]:
+        saved, self.assistant.context = self.assistant.context, conversation
+        try:
+            yield
+        finally:
+            self.assistant.context = saved
+
+    @contextmanager
+    def _generation(self, body: schemas.ChatCompletionRequest) -> Iterator[None]:
+        """The request's max_tokens/temperature for every model call its skill makes."""
+        config = self.assistant.vision.config
+        saved = (config.max_new_tokens, config.temperature)
+        if body.token_limit():
+            config.max_new_tokens = body.token_limit()
+        if body.temperature is not None:
+            config.temperature = body.temperature
+        try:
+            yield
+        finally:
+            config.max_new_tokens, config.temperature = saved

@@ -1,0 +1,122 @@
+"""Every failure becomes OpenAI's error JSON, here and only here, never a stack trace.
+
+Routes raise :class:`ApiError` (or let validation and framework errors happen); the
+handlers installed by :func:`install_error_handlers` turn them into::
+
+    {"error": {"message": "...", "type": "invalid_request_error", "param": null, "code": "..."}}
+
+with the right HTTP status, which is what the ``openai`` SDK and its users expect.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastapi import FastAPI, Request
+
+log = logging.getLogger("labeeb.server")
+
+#: OpenAI's error ``type`` for each status this server answers with.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "server_error",
+    504: "server_error",
+}
+
+
+class ApiError(Exception):
+    """An error the client should see: status, message, and OpenAI's ``code``/``param``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.status, self.message, self.code, self.param)
+
+
+def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    """One readable line per problem, naming the field as a dotted path."""
+    lines, first_param = [], None
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        # pydantic puts the union member's name in the path (``str``, ``list[...]``); drop it
+        loc = [p for p in loc if not (p.startswith(("list[", "str", "function-", "tagged-union")))]
+        param = ".".join(loc) or None
+        first_param = first_param or param
+        msg = err.get("msg", "invalid value")
+        if err.get("type") == "json_invalid":
+            msg = "the request body is not valid JSON"
+            param = None
+        lines.append(f"{param}: {msg}" if param else msg)
+    unique = list(dict.fromkeys(lines))
+    return "; ".join(unique[:5]) or "invalid request", first_param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return JSONResponse(error_body(400, message, "invalid_request", param), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return JSONResponse(
+            error_body(exc.status_code, message, getattr(exc, "code", None)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The trace goes to the server's log; the client gets a plain sentence.
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body(500, "internal server error; the details are in the server's log", "internal_error"),
+            status_code=500,
+        )

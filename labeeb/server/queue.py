@@ -1,0 +1,152 @@
+"""One model, many clients: a bounded queue in front of the shared assistant.
+
+Jobs run one at a time on a worker thread (the in-process model can only generate one
+answer at a time, and the assistant's conversation is swapped per request, see chat.py).
+At most ``size`` jobs wait; one more is refused with :class:`QueueFull`, which the API
+answers with 429 and a ``Retry-After`` estimated from how long recent jobs took. So memory
+stays bounded however many clients call, and no two requests touch the model at once.
+
+Results cross from the worker thread to the request's event loop through an
+``asyncio.Queue`` fed with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+log = logging.getLogger("labeeb.server")
+
+#: What a job reports: ("chunk", text), then ("done", result) or ("error", exception).
+Event = tuple[str, Any]
+
+
+class QueueFull(Exception):
+    def __init__(self, retry_after: int, size: int) -> None:
+        super().__init__(f"the server is busy ({size} requests are waiting)")
+        self.retry_after = retry_after
+        self.size = size
+
+
+class Job:
+    """One request's work; the event loop side reads :meth:`next`, the worker calls :meth:`emit`."""
+
+    def __init__(self, work: Callable[[Job], Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.work = work
+        self.cancel = threading.Event()
+        self._loop = loop
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self.finished = False
+
+    def emit(self, kind: str, value: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, (kind, value))
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            self.cancel.set()
+
+    async def next(self) -> Event:
+        kind, value = await self._events.get()
+        if kind in ("done", "error"):
+            self.finished = True
+        return kind, value
+
+
+@dataclass
+class QueueStats:
+    size: int
+    waiting: int
+    running: int
+    completed: int
+    rejected: int
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class WorkQueue:
+    def __init__(self, size: int, name: str = "labeeb-model") -> None:
+        self.size = size
+        self.name = name
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=size)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._running = 0
+        self._completed = 0
+        self._rejected = 0
+        self._current: Job | None = None
+        self._average = 5.0  # seconds per job, until real jobs say otherwise
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            # Cancel whatever waits, so the worker reaches the sentinel quickly.
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job.cancel.set()
+            current = self._current
+            if current is not None:
+                current.cancel.set()
+            self._jobs.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def stats(self) -> QueueStats:
+        with self._lock:
+            return QueueStats(self.size, self._jobs.qsize(), self._running, self._completed, self._rejected)
+
+    def retry_after(self) -> int:
+        with self._lock:
+            ahead = self._jobs.qsize() + self._running
+            return max(1, min(120, math.ceil(self._average * ahead)))
+
+    def submit(self, work: Callable[[Job], Any]) -> Job:
+        """Queue ``work(job)``; raise QueueFull at once when ``size`` jobs already wait."""
+        job = Job(work, asyncio.get_running_loop())
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            with self._lock:
+                self._rejected += 1
+            raise QueueFull(self.retry_after(), self.size) from None
+        return job
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if job.cancel.is_set():  # the client left while it waited
+                job.emit("error", asyncio.CancelledError())
+                continue
+            with self._lock:
+                self._running += 1
+                self._current = job
+            started = time.perf_counter()
+            try:
+                result = job.work(job)
+            except BaseException as exc:  # handed to the request, which maps it to an error
+                job.emit("error", exc)
+            else:
+                job.emit("done", result)
+            finally:
+                elapsed = time.perf_counter() - started
+                with self._lock:
+                    self._running -= 1
+                    self._current = None
+                    self._completed += 1
+                    if not job.cancel.is_set():
+                        self._average = 0.7 * self._average + 0.3 * elapsed
