@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Callable
 
 from labeeb.context import Conversation
+from labeeb.guard import ThreadWatch, skill_thread_name
 from labeeb.host import PluginHost
 from labeeb.isolation import describe
 from labeeb.messages import Command, Reply, Timings, Usage
@@ -146,6 +147,8 @@ class Assistant:
         """Run the handler in a worker thread; stream its chunks; cut it off on timeout."""
         chunks: queue.Queue[object] = queue.Queue()
         started = time.perf_counter()
+        skill = request.skill
+        watch = ThreadWatch(skill.plugin, skill.handler)
 
         def work() -> None:
             try:
@@ -166,9 +169,10 @@ class Assistant:
             except BaseException as exc:
                 chunks.put(exc)
             finally:
+                watch.check(f"skill {skill.qualified_name}")
                 chunks.put(_DONE)
 
-        threading.Thread(target=work, name=f"labeeb-skill-{request.skill.name}", daemon=True).start()
+        threading.Thread(target=work, name=skill_thread_name(skill.plugin, skill.name), daemon=True).start()
         parts: list[str] = []
         try:
             self._pump(request, chunks, parts, started, on_chunk)

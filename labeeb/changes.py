@@ -160,21 +160,39 @@ class WatchEvent:
 
 
 def watch_screen(source: Any, target: Any, config: ScreenConfig, interval: float,
-                 stop: Any = None, on_start: Any = None) -> Iterator[WatchEvent]:
+                 stop: Any = None, on_start: Any = None, on_trouble: Any = None) -> Iterator[WatchEvent]:
     """Screenshot ``target`` every ``interval`` seconds; yield each meaningful change.
 
     Each screenshot is compared with the one before it; noise below the ``[screen]``
     thresholds is dropped. ``on_start(first_shot)`` is called once the first screenshot is
-    taken. Ends when ``stop`` (a ``threading.Event``) is set.
+    taken. Ends when ``stop`` (a ``threading.Event``) is set. When a later screenshot fails
+    (the X server went away, a locked session), ``on_trouble(error)`` is called once and
+    watching goes on; ``on_trouble(None)`` says it works again. Without ``on_trouble`` the
+    error ends the watch.
     """
     import threading
+
+    from labeeb.screen import ScreenUnavailableError
 
     stop = stop or threading.Event()
     previous = source.grab(target)
     if on_start is not None:
         on_start(previous)
+    failing = False
     while not stop.wait(interval):
-        current = source.grab(target)
+        try:
+            current = source.grab(target)
+        except ScreenUnavailableError as exc:
+            if on_trouble is None:
+                raise
+            if not failing:
+                on_trouble(exc)
+            failing = True
+            continue
+        if failing:  # the screen may be another one now: compare afresh from here
+            failing, previous = False, current
+            on_trouble(None)
+            continue
         if current.rect == previous.rect:  # a watched window may move or resize: start over
             report = detect(previous.image, current.image, config, current.rect)
             if report:

@@ -76,6 +76,11 @@ class VisionConfig(_Section):
     preprocess: PreprocessConfig = PreprocessConfig()
     openai: OpenAIBackendConfig = OpenAIBackendConfig()
     cache: AnswerCacheConfig = AnswerCacheConfig()
+    # Backends tried in order when ``backend`` cannot answer, e.g. ["openai", "ocr"].
+    fallback: list[str] = Field(default_factory=list)
+    fallback_retry: float = Field(30.0, gt=0, description="seconds before a failed backend is tried again")
+
+    _split_fallback = field_validator("fallback", mode="before")(_split_commas)
 
 
 class PluginsConfig(_Section):
@@ -203,6 +208,15 @@ class ListenConfig(_Section):
     not_heard: str = Field("I didn't catch that.", description="said for silence or noise; empty = say nothing")
 
 
+class HistoryConfig(_Section):
+    """The interaction history (``labeeb history``): every turn in SQLite, on this machine."""
+
+    enabled: bool = True
+    retention_days: int = Field(90, ge=0, description="turns older than this are deleted; 0 = keep all")
+    store_images: bool = Field(False, description="keep attached images, not only their hashes")
+    path: str = Field("", description="database file; empty = <user data dir>/history.sqlite3")
+
+
 class Settings(_Section):
     vision: VisionConfig = VisionConfig()
     plugins: PluginsConfig = PluginsConfig()
@@ -215,6 +229,7 @@ class Settings(_Section):
     stt: SttConfig = SttConfig()
     tts: TtsConfig = TtsConfig()
     listen: ListenConfig = ListenConfig()
+    history: HistoryConfig = HistoryConfig()
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 from labeeb import hookspecs
+from labeeb.guard import guard_stdout
 from labeeb.isolation import PluginTimeout, call_with_timeout, describe
 from labeeb.messages import Reply
 from labeeb.skills import Skill
@@ -44,9 +45,19 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     status: str = "loaded"  # "loaded", "failed", "disabled"
     error: str = ""
+    # What the plugin can reach (screen, microphone, speakers, files, network), from its
+    # module's ``REACHES`` list; None when it does not say.
+    reaches: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def declared_reaches(plugin: object) -> list[str] | None:
+    reaches = getattr(plugin, "REACHES", None)
+    if isinstance(reaches, (list, tuple)) and all(isinstance(r, str) for r in reaches):
+        return list(reaches)
+    return None
 
 
 def _truthy(value: str | None) -> bool:
@@ -62,6 +73,7 @@ class PluginHost:
         self.infos: dict[str, PluginInfo] = {}
         self._skills: list[Skill] | None = None
         self._backends: dict[str, BackendFactory] | None = None
+        guard_stdout()  # what plugin code prints goes to the log, not into answers
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -105,6 +117,7 @@ class PluginHost:
                 self._fail(ep.name, f"failed to load: {describe(exc)}")
                 continue
             info.hooks = self._hook_names(ep.name)
+            info.reaches = declared_reaches(plugin)
         self._invalidate()
 
     def register(self, plugin: object, name: str, version: str = "", source: str = "registered") -> None:
@@ -116,6 +129,7 @@ class PluginHost:
             self._fail(name, f"failed to register: {describe(exc)}")
         else:
             self.infos[name].hooks = self._hook_names(name)
+            self.infos[name].reaches = declared_reaches(plugin)
         self._invalidate()
 
     def unregister(self, name: str) -> None:

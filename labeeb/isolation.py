@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, TypeVar
 
+from labeeb.guard import ThreadWatch
+
 T = TypeVar("T")
 
 
@@ -20,6 +22,7 @@ def call_with_timeout(fn: Callable[..., T], timeout: float, *args: Any, name: st
     """
     outcome: dict[str, Any] = {}
     done = threading.Event()
+    watch = ThreadWatch(name, fn) if name else None
 
     def run() -> None:
         try:
@@ -27,6 +30,8 @@ def call_with_timeout(fn: Callable[..., T], timeout: float, *args: Any, name: st
         except BaseException as exc:  # handed to the caller below
             outcome["error"] = exc
         finally:
+            if watch is not None:  # threads it started and left running are reported
+                watch.check(f"hook {getattr(fn, '__name__', 'call')}")
             done.set()
 
     threading.Thread(target=run, name=f"labeeb-plugin-{name or fn.__name__}", daemon=True).start()

@@ -11,6 +11,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from labeeb.vision.backend import BackendFactory, VisionBackend
 
 
+#: What this plugin can reach (`labeeb plugins`): the openai backend sends images to vision.openai.base_url.
+REACHES: list[str] = ["network"]
+
+
 def _transformers(config: VisionConfig) -> VisionBackend:
     from labeeb.vision.transformers_backend import TransformersBackend
 
@@ -23,7 +27,14 @@ def _openai(config: VisionConfig) -> VisionBackend:
     return OpenAIBackend(config)
 
 
+def _ocr(config: VisionConfig) -> VisionBackend:
+    from labeeb.vision.fallback import OcrBackend
+
+    return OcrBackend(config)
+
+
 @hookimpl
 def register_vision_backends(register: Callable[[str, BackendFactory], None]) -> None:
     register("transformers", _transformers)
     register("openai", _openai)
+    register("ocr", _ocr)  # no model: the text OCR finds in the pictures (a last fallback)

@@ -31,6 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from labeeb.messages import Command
     from labeeb.documents import Document, Page
 
+#: What this plugin can reach (`labeeb plugins`): the documents and pictures you attach.
+REACHES: list[str] = ["files"]
+
+
 #: OCR text given to the model per page; longer pages are cut (the image is still there).
 MAX_GROUNDING_CHARS = 6000
 NOT_HERE = "NOT ON THIS PAGE"

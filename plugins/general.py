@@ -9,6 +9,10 @@ from labeeb.messages import Reply
 from labeeb.skills import HandlerResult, Request, Skill
 
 
+#: What this plugin can reach (`labeeb plugins`): nothing itself: it asks the vision model.
+REACHES: list[str] = []
+
+
 def answer(request: Request) -> HandlerResult:
     """Anything no other skill claimed: ask the vision model, with the latest image if any."""
     return request.ask_vision(request.text)

@@ -31,6 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from labeeb.context import Conversation
 
+#: What this plugin can reach (`labeeb plugins`): nothing itself; the command it reads is routed.
+REACHES: list[str] = []
+
+
 #: Seconds a command waits for its "yes" ([plugins.settings.image_commands] confirm_timeout).
 CONFIRM_TIMEOUT = 120.0
 MAX_COMMAND_CHARS = 300

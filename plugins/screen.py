@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from labeeb.messages import Command
     from labeeb.screen import Screenshot
 
+#: What this plugin can reach (`labeeb plugins`): screenshots (the [screen] privacy settings apply).
+REACHES: list[str] = ["screen"]
+
+
 #: Where a handler leaves what it captured for ``process_reply`` (per command).
 CAPTURED = "screen.captured"
 

@@ -13,6 +13,10 @@ import click
 from labeeb.hookspecs import hookimpl
 
 
+#: What this plugin can reach (`labeeb plugins`): it listens on server.host:server.port.
+REACHES: list[str] = ["network"]
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -69,8 +73,18 @@ def register_commands(cli: click.Group) -> None:
 
         import uvicorn
 
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: object) -> None:
+                if not self.should_exit:  # the first SIGTERM/Ctrl-C: finish answers, then stop
+                    api.state.labeeb.drain()
+                super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
         config = uvicorn.Config(api, log_level="warning", timeout_graceful_shutdown=5)
-        uvicorn.Server(config).run(sockets=[sock])
+        try:
+            Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a clean stop
+            pass
+        click.echo("Labeeb stopped.", err=True)
 
 
 def listen(host: str, port: int) -> socket.socket:

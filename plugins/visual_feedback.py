@@ -23,6 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from labeeb.changes import Change, ChangeReport
     from labeeb.screen import Rect, Screenshot
 
+#: What this plugin can reach (`labeeb plugins`): screenshots, to compare before and after.
+REACHES: list[str] = ["screen"]
+
+
 #: Changed areas the model is asked about; the rest are listed by position only.
 DESCRIBED = 3
 #: Answers here are one sentence: at most this many tokens (less if vision.max_new_tokens is).

@@ -65,11 +65,15 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
     def started(shot: Any) -> None:
         click.echo(f"Watching {shot.label} every {every:g} s; press Ctrl-C to stop.", err=True)
 
+    def trouble(error: Exception | None) -> None:
+        message = "screen capture works again" if error is None else f"screen capture failed, still watching: {error}"
+        click.echo(f"labeeb: {message}", err=True)
+
     announced = 0
     try:
         options = screen_options(monitor, region) if monitor is not None or region else {}
         target = Target.from_options(options, config)
-        for event in watch_screen(open_screen(config), target, config, every, on_start=started):
+        for event in watch_screen(open_screen(config), target, config, every, on_start=started, on_trouble=trouble):
             text, failed = announce(event, vision)
             if failed and vision is not None:
                 vision = None

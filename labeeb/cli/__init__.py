@@ -155,7 +155,15 @@ def main(argv: list[str] | None = None) -> None:
         app.host.add_commands(cli)
     except ConfigError:
         pass  # reported by the command that needs the config
-    cli.main(args=argv, prog_name="labeeb", obj=app)
+    try:
+        cli.main(args=argv, prog_name="labeeb", obj=app)
+    except SystemExit as exc:  # a plugin's forgotten thread must not keep labeeb running
+        from labeeb.guard import exit_without_stragglers
+
+        if isinstance(exc.code, str):
+            click.echo(exc.code, err=True)
+        exit_without_stragglers(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
+        raise
 
 
 def resolve_paths(paths: tuple[str, ...]) -> list[Path]:

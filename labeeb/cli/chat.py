@@ -55,6 +55,8 @@ def _lines(prompt: str) -> Iterator[str]:
             except EOFError:
                 return
     else:
+        if hasattr(sys.stdin, "reconfigure"):  # bytes that are not text become U+FFFD, not a crash
+            sys.stdin.reconfigure(errors="replace")
         for line in sys.stdin:
             yield line.rstrip("\n")
 

@@ -114,6 +114,43 @@ def check_speech(settings: Settings) -> Check:
     return Check("speech output", "OK", "pyttsx3 with the platform speech engine")
 
 
+def _loopback(url_or_host: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url_or_host).hostname if "//" in url_or_host else url_or_host
+    if host in (None, "localhost"):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_privacy(settings: Settings) -> Check:
+    """Whether screenshots and images can leave this machine, and who can see the screen."""
+    vision, server = settings.vision, settings.server
+    used = [vision.backend, *vision.fallback]
+    notes, status = [], "OK"
+    if "openai" in used:
+        url = vision.openai.base_url
+        where = "a server on this machine" if _loopback(url) else "another machine"
+        role = "always" if vision.backend == "openai" else "when the local model fails (vision.fallback)"
+        notes.append(f"screenshots and images you ask about are sent to {url} ({where}), {role}")
+        status = "OK" if _loopback(url) else "WARN"
+    others = [name for name in used if name not in ("transformers", "openai", "ocr")]
+    if others:
+        notes.append(f"backend {others[0]!r} comes from a plugin: check where it sends images")
+        status = "WARN"
+    if not notes:
+        notes.append("screenshots and images stay on this machine (local model)")
+    if server.allow_screen:
+        who = "programs on this machine" if _loopback(server.host) else f"anyone who can reach {server.host}"
+        notes.append(f"`labeeb serve` lets {who} see this screen (server.allow_screen)")
+        status = "OK" if _loopback(server.host) and status == "OK" else "WARN"
+    return Check("privacy", status, "; ".join(notes))
+
+
 def check_plugins(app) -> Check:  # type: ignore[no-untyped-def]
     host = app.host
     host.skills()
@@ -126,7 +163,7 @@ def check_plugins(app) -> Check:  # type: ignore[no-untyped-def]
 
 
 CHECKS: list[Callable[[Settings], Check]] = [
-    check_model, check_gpu, check_screen, check_microphone, check_speech_model, check_speech,
+    check_privacy, check_model, check_gpu, check_screen, check_microphone, check_speech_model, check_speech,
 ]
 
 

@@ -34,6 +34,8 @@ log = logging.getLogger("labeeb.server")
 STATIC = Path(__file__).with_name("static")
 #: Seconds between attempts to load a model that failed (checked when /health is asked).
 RELOAD_AFTER = 10.0
+#: Seconds a running answer may take to finish once the server is told to stop.
+DRAIN_GRACE = 3.0
 
 
 class ServerState:
@@ -48,6 +50,17 @@ class ServerState:
         self.started = time.time()
         self.loading = False
         self.last_load = 0.0
+
+    def drain(self, grace: float = DRAIN_GRACE) -> None:
+        """SIGTERM/Ctrl-C: waiting requests get a 503 now, running ones ``grace`` s to finish.
+
+        Called before uvicorn waits for open connections, so every client gets an answer
+        or a clean OpenAI error (a streamed answer ends with an error event and [DONE]).
+        """
+        log.info("shutting down: finishing the running answers for up to %g s", grace)
+        error = ApiError(503, "the server is shutting down; try again in a moment", "server_shutting_down")
+        self.work.drain(error, grace)
+        self.audio_work.drain(error, grace)
 
     def start_loading(self) -> None:
         if not self.loading:

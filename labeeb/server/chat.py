@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from labeeb.context import Conversation
-from labeeb.messages import Command
+from labeeb.messages import Command, Reply
+from labeeb.messages import Usage as LabeebUsage
 from labeeb.server import schemas
 from labeeb.server.errors import ApiError, error_body
 from labeeb.server.images import ImagePolicy
@@ -238,6 +239,11 @@ class ChatService:
         self._emit(job, cutter.flush())
         usage = self._usage(stream.usage.prompt_tokens, stream.usage.completion_tokens, cutter.text)
         finish = "length" if not cutter.stopped and usage.completion_tokens >= limit else "stop"
+        # Plugins see direct answers too (the history records them as plugin "vision").
+        reply = Reply(cutter.text, plugin="vision", skill="direct", timings=stream.timings,
+                      usage=LabeebUsage(usage.prompt_tokens, usage.completion_tokens))
+        self.assistant.host.process_reply(reply, Command(turn.text, turn.images, source="api",
+                                                         options={"model": body.model}))
         return Outcome(cutter.text, usage, finish)
 
     def _through_plugins(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job) -> Outcome:

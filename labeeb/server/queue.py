@@ -43,6 +43,12 @@ class Job:
         self._loop = loop
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self.finished = False
+        # Set when the server stops this job (shutting down): reported instead of its result.
+        self.aborted: BaseException | None = None
+
+    def abort(self, error: BaseException) -> None:
+        self.aborted = error
+        self.cancel.set()
 
     def emit(self, kind: str, value: Any) -> None:
         try:
@@ -81,6 +87,7 @@ class WorkQueue:
         self._rejected = 0
         self._current: Job | None = None
         self._average = 5.0  # seconds per job, until real jobs say otherwise
+        self._closed: BaseException | None = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -104,6 +111,30 @@ class WorkQueue:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def drain(self, error: BaseException, grace: float) -> None:
+        """Shutting down: refuse new jobs, fail waiting ones now, give the running one ``grace`` s.
+
+        Every client gets an answer or ``error`` (the API's 503), never a dropped connection.
+        """
+        self._closed = error
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.abort(error)
+                job.emit("error", error)
+        current = self._current
+        if current is not None:
+            def stop_it() -> None:
+                if self._current is current:
+                    current.abort(error)
+
+            timer = threading.Timer(grace, stop_it)
+            timer.daemon = True
+            timer.start()
+
     def stats(self) -> QueueStats:
         with self._lock:
             return QueueStats(self.size, self._jobs.qsize(), self._running, self._completed, self._rejected)
@@ -115,6 +146,8 @@ class WorkQueue:
 
     def submit(self, work: Callable[[Job], Any]) -> Job:
         """Queue ``work(job)``; raise QueueFull at once when ``size`` jobs already wait."""
+        if self._closed is not None:
+            raise self._closed
         job = Job(work, asyncio.get_running_loop())
         try:
             self._jobs.put_nowait(job)
@@ -132,6 +165,9 @@ class WorkQueue:
             if job.cancel.is_set():  # the client left while it waited
                 job.emit("error", asyncio.CancelledError())
                 continue
+            if self._closed is not None:  # taken just before the server began to drain
+                job.emit("error", self._closed)
+                continue
             with self._lock:
                 self._running += 1
                 self._current = job
@@ -139,9 +175,12 @@ class WorkQueue:
             try:
                 result = job.work(job)
             except BaseException as exc:  # handed to the request, which maps it to an error
-                job.emit("error", exc)
+                job.emit("error", job.aborted or exc)
             else:
-                job.emit("done", result)
+                if job.aborted is not None:
+                    job.emit("error", job.aborted)
+                else:
+                    job.emit("done", result)
             finally:
                 elapsed = time.perf_counter() - started
                 with self._lock:

@@ -19,7 +19,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +38,10 @@ def image_key(images: list[Image]) -> str:
 
 
 def tensor_key(tensor: torch.Tensor) -> str:
+    import torch
+
+    if tensor.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16: hash the bits
+        tensor = tensor.view(torch.int16)
     return hashlib.blake2b(tensor.contiguous().numpy().tobytes(), digest_size=16).hexdigest()
 
 
@@ -61,10 +65,12 @@ class LRU(OrderedDict):
 
 @dataclass
 class PreparedImages:
-    pixel_values: torch.Tensor  # (1, tiles, 3, 512, 512), float32 as the processor made it
+    pixel_values: torch.Tensor  # (1, tiles, 3, 512, 512) in the model's dtype
     pixel_attention_mask: torch.Tensor | None
     replacements: list[str]  # the prompt text that stands for each image
     key: str
+    tile_keys: list[str | None]  # content hash of each real (non-padding) tile, in order
+    real: list[int]  # indices of the real tiles
 
 
 @dataclass
@@ -81,6 +87,7 @@ class EngineStats:
     prefix_reused: int = 0
     prefilled: int = 0
     images_reused: bool = False
+    generated: list[int] = field(default_factory=list)  # the answer's token ids
 
 
 class Engine:
@@ -94,14 +101,19 @@ class Engine:
         cache_tiles: bool = True,
         cache_prefix: bool = True,
         tile_cache_size: int = 512,
-        prefix_cache_size: int = 4,
+        prefix_cache_size: int = 2,
+        image_cache_size: int = 2,
+        encode_batch: int = 2,
     ) -> None:
         self.model = model
         self.processor = processor
         self.device = device
         self.dtype = model.dtype
         self.cache_images, self.cache_tiles, self.cache_prefix = cache_images, cache_tiles, cache_prefix
-        self._images: LRU = LRU(8)
+        self._images: LRU = LRU(image_cache_size)
+        # Tiles go through the vision encoder a few at a time: the same features, a fraction
+        # of the activation memory of encoding a whole 13-tile screenshot at once.
+        self.encode_batch = encode_batch
         self._tiles: LRU = LRU(tile_cache_size)
         self._prefixes: list[_Prefix] = []
         self._prefix_cache_size = prefix_cache_size
@@ -124,17 +136,22 @@ class Engine:
             self.last.images_reused = True
             return hit
         if self._fast_images is not None:
-            processed = self._fast_images(list(images))
+            processed = self._fast_images(list(images), dtype=self.dtype)
             replacements = [self.processor.replace_image_token(processed, image_idx=i) for i in range(len(images))]
         else:
             processed, replacements = self.processor._process_images(
                 [list(images)], return_tensors="pt", return_row_col_info=True
             )
+        # The encoder casts to its dtype first thing; doing it here halves what is kept.
+        pixel_values = processed["pixel_values"].to(self.dtype)
+        real = [i for i in range(pixel_values.shape[1]) if bool(pixel_values[0, i].any())]
         prepared = PreparedImages(
-            pixel_values=processed["pixel_values"],
+            pixel_values=pixel_values,
             pixel_attention_mask=processed.get("pixel_attention_mask"),
             replacements=replacements,
             key=key,
+            tile_keys=[tensor_key(pixel_values[0, i]) if self.cache_tiles else None for i in real],
+            real=real,
         )
         if self.cache_images:
             self._images.put(key, prepared)
@@ -156,30 +173,27 @@ class Engine:
 
         pixel_values = prepared.pixel_values[0]
         mask = prepared.pixel_attention_mask[0] if prepared.pixel_attention_mask is not None else None
-        real = [i for i in range(pixel_values.shape[0]) if bool(pixel_values[i].any())]
-        keys = [tensor_key(pixel_values[i]) for i in real] if self.cache_tiles else [None] * len(real)
         features: dict[int, torch.Tensor] = {}
-        missing = []
-        for i, key in zip(real, keys):
+        for i, key in zip(prepared.real, prepared.tile_keys):
             hit = self._tiles.get_fresh(key) if key is not None else None
-            if hit is None:
-                missing.append(i)
-            else:
+            if hit is not None:
                 features[i] = hit
-        if missing:
-            index = torch.tensor(missing)
+        missing = [i for i in prepared.real if i not in features]
+        for start in range(0, len(missing), self.encode_batch):
+            index = torch.tensor(missing[start : start + self.encode_batch])
             out = self.model.model.get_image_features(
-                pixel_values[index][None].to(self.device, self.dtype),
+                pixel_values[index][None].to(self.device),
                 mask[index][None].to(self.device) if mask is not None else None,
             ).pooler_output
-            encoded = torch.cat(list(out), dim=0).view(len(missing), -1, out[0].shape[-1])
-            for position, i in enumerate(missing):
+            encoded = torch.cat(list(out), dim=0).view(len(index), -1, out[0].shape[-1])
+            for position, i in enumerate(index.tolist()):
                 features[i] = encoded[position]
-                if self.cache_tiles:
-                    self._tiles.put(keys[real.index(i)], encoded[position])
+                key = prepared.tile_keys[prepared.real.index(i)]
+                if key is not None:
+                    self._tiles.put(key, encoded[position])
         self.last.tiles_encoded += len(missing)
-        self.last.tiles_reused += len(real) - len(missing)
-        return torch.cat([features[i] for i in real], dim=0)
+        self.last.tiles_reused += len(prepared.real) - len(missing)
+        return torch.cat([features[i] for i in prepared.real], dim=0)
 
     # -- prefill with a reused key/value prefix ----------------------------------------------
 
@@ -249,7 +263,7 @@ class Engine:
                 embeds = embeds.masked_scatter(mask, features)
             self.last.prefix_reused, self.last.prefilled = start, len(ids) - start
             logits = self._logits(embeds, cache, start)
-            generated: list[int] = []
+            generated = self.last.generated
             try:
                 yield from self._decode(ids, logits, cache, request, stats, generated)
             finally:

@@ -99,8 +99,12 @@ class FastImageProcessor:
         frames.append(image.resize((self.tile, self.tile), PILImage.Resampling.LANCZOS))
         return frames, rows, cols
 
-    def __call__(self, images: list[Image]) -> dict[str, Any]:
-        """Like ``image_processor([images], return_tensors="pt", return_row_col_info=True)``."""
+    def __call__(self, images: list[Image], dtype: Any = None) -> dict[str, Any]:
+        """Like ``image_processor([images], return_tensors="pt", return_row_col_info=True)``.
+
+        With ``dtype`` (the model's), pixel values are stored in it tile by tile, exactly as
+        ``.to(dtype)`` on the float32 result would, without the float32 copy of every tile.
+        """
         import torch
 
         frames, rows, cols = [], [], []
@@ -111,16 +115,19 @@ class FastImageProcessor:
             cols.append(c)
         height = max(f.height for f in frames)
         width = max(f.width for f in frames)
-        pixel_values = np.zeros((1, len(frames), 3, height, width), dtype=np.float32)
-        mask = np.zeros((1, len(frames), height, width), dtype=np.int64)
+        pixel_values = torch.zeros((1, len(frames), 3, height, width), dtype=dtype or torch.float32)
+        mask = torch.zeros((1, len(frames), height, width), dtype=torch.int64)
+        tile = np.zeros((3, height, width), dtype=np.float32)
         for i, frame in enumerate(frames):
             array = np.asarray(frame)  # (h, w, 3) uint8
+            tile[:] = 0.0
             for channel in range(3):
-                pixel_values[0, i, channel, : frame.height, : frame.width] = self.lut[channel][array[..., channel]]
+                tile[channel, : frame.height, : frame.width] = self.lut[channel][array[..., channel]]
+            pixel_values[0, i] = torch.from_numpy(tile)
             mask[0, i, : frame.height, : frame.width] = 1
         return {
-            "pixel_values": torch.from_numpy(pixel_values),
-            "pixel_attention_mask": torch.from_numpy(mask),
+            "pixel_values": pixel_values,
+            "pixel_attention_mask": mask,
             "rows": [rows],
             "cols": [cols],
         }

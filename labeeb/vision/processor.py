@@ -157,12 +157,17 @@ class VisionProcessor:
             if self._backend is None:
                 name = self.config.backend
                 factory = self.factories.get(name)
-                if factory is None:
+                if self.config.fallback:  # several backends in order: labeeb.vision.fallback
+                    from labeeb.vision.fallback import FallbackChain
+
+                    backend: VisionBackend = FallbackChain(self.config, self.factories, on_switch=self.cache.clear)
+                elif factory is None:
                     known = ", ".join(sorted(self.factories)) or "none"
                     raise VisionError(
                         f"unknown vision backend {name!r} (vision.backend); available: {known}"
                     )
-                backend = factory(self.config)
+                else:
+                    backend = factory(self.config)
                 try:
                     backend.load()
                 except ModelUnavailableError as exc:
@@ -185,9 +190,9 @@ class VisionProcessor:
         min_new_tokens: int = 0,
     ) -> VisionStream:
         request = VisionRequest(
-            prompt=prompt,
+            prompt=_valid_text(prompt),
             images=[preprocess(image, self.config.preprocess) for image in images],
-            history=list(history or []),
+            history=[(_valid_text(user), _valid_text(answer)) for user, answer in history or []],
             max_new_tokens=max_new_tokens or self.config.max_new_tokens,
             temperature=self.config.temperature if temperature is None else temperature,
             stop=list(stop or []),
@@ -198,6 +203,11 @@ class VisionProcessor:
 
     def generate(self, prompt: str, images: list[Image] | tuple[Image, ...] = (), **kw: Any) -> VisionResult:
         return self.stream(prompt, images, **kw).result()
+
+
+def _valid_text(text: str) -> str:
+    """Lone surrogates (bytes that were not UTF-8, JSON "\\ud800") become "?": tokenizers refuse them."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 _shared: dict[str, VisionProcessor] = {}

@@ -175,7 +175,8 @@ def test_server_dying_mid_answer_and_then_gone(tiny_model_dir, tmp_path):
         stats = GenerationStats()
         stream = remote.stream(VisionRequest("Describe this in great detail.", [picture()], max_new_tokens=8192), stats)
         assert next(stream)
-        dying.stop()
+        dying.process.kill()  # dies: a SIGTERM would end the answer cleanly ("shutting down")
+        dying.process.wait()
         with pytest.raises(VisionError) as caught:
             for _ in stream:
                 pass

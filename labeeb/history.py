@@ -1,0 +1,414 @@
+"""The interaction history: every turn in a SQLite database on this machine.
+
+Why SQLite in WAL mode: each turn is one small transaction, committed before the reply
+goes on, so a process killed at any moment (SIGKILL, power cut of the process, a crash)
+loses at most the turn in flight and never leaves a damaged file; several Labeeb
+processes (``labeeb serve`` and ``labeeb chat`` at once) can write to it together; and
+``labeeb history`` can read while they write.
+
+The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` are applied in
+order, each in its own transaction, so an old database is upgraded in place and a crash
+during an upgrade leaves the previous version intact.
+
+Images are stored as SHA-256 hashes of their pixels (the same digest the answer cache
+uses), never the pictures, unless ``history.store_images`` is on. Secrets are masked
+with :mod:`labeeb.redact` before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+    from labeeb.config import HistoryConfig
+    from labeeb.messages import Command, Reply
+    from labeeb.redact import Redactor
+
+FILENAME = "history.sqlite3"
+DAY = 86_400.0
+#: Pruning old turns runs when the store opens and then at most this often (seconds).
+PRUNE_EVERY = 3_600.0
+EXPORT_FORMATS = ("jsonl", "csv")
+
+
+class HistoryError(RuntimeError):
+    """The history database cannot be used; the message says which file and what to do."""
+
+
+# -- the schema, one migration per version ------------------------------------------------
+
+
+def _v1_turns(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE turns (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,            -- seconds since the epoch (UTC)
+            source TEXT NOT NULL,          -- voice, chat, cli, api, image
+            text TEXT NOT NULL,            -- what was asked (the transcript for voice)
+            plugin TEXT NOT NULL,
+            skill TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            error INTEGER NOT NULL DEFAULT 0,
+            timings TEXT NOT NULL DEFAULT '{}',   -- JSON: seconds per stage
+            images TEXT NOT NULL DEFAULT '[]',    -- JSON: SHA-256 of each attached image
+            files TEXT NOT NULL DEFAULT '[]'      -- JSON: attached file paths
+        )"""
+    )
+    db.execute("CREATE INDEX turns_time ON turns(time)")
+
+
+def _v2_usage_and_images(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE turns ADD COLUMN usage TEXT NOT NULL DEFAULT '{}'")
+    db.execute(
+        """CREATE TABLE images (
+            sha256 TEXT PRIMARY KEY,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            png BLOB NOT NULL
+        )"""
+    )
+
+
+#: Applied in order: MIGRATIONS[n] takes a database from version n to n + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_turns, _v2_usage_and_images]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring ``db`` (autocommit mode) to ``target``; return the version it had."""
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise HistoryError(
+            f"the history database has schema version {found}, newer than this Labeeb "
+            f"understands ({SCHEMA_VERSION}); upgrade Labeeb or set history.path to another file"
+        )
+    for version in range(found, target):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if schema_version(db) == version:  # another process may have just done it
+                MIGRATIONS[version](db)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return found
+
+
+# -- one turn -------------------------------------------------------------------------------
+
+
+@dataclass
+class TurnRecord:
+    time: float
+    source: str
+    text: str
+    plugin: str
+    skill: str
+    answer: str
+    error: bool = False
+    timings: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    id: int | None = None
+
+    @classmethod
+    def from_reply(cls, reply: Reply, command: Command, when: float | None = None) -> TurnRecord:
+        from labeeb.answer_cache import image_digest
+
+        return cls(
+            time=time.time() if when is None else when,
+            source=str(command.source),
+            text=command.text,
+            plugin=reply.plugin,
+            skill=reply.skill,
+            answer=reply.text,
+            error=reply.error,
+            timings={k: v for k, v in reply.timings.to_dict().items() if v is not None},
+            usage=reply.usage.to_dict(),
+            images=[image_digest(image) for image in command.images],
+            files=[str(path) for path in command.files],
+        )
+
+    @property
+    def iso_time(self) -> str:
+        return datetime.fromtimestamp(self.time, timezone.utc).isoformat(timespec="milliseconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out = {"id": out.pop("id"), "time": self.iso_time, **{k: v for k, v in out.items() if k != "time"}}
+        return out
+
+    def cleaned(self, redactor: Redactor | None = None) -> TurnRecord:
+        """Storable text: secrets masked, lone surrogates (undecodable input bytes) replaced."""
+
+        def clean(text: str) -> str:
+            text = redactor(text) if redactor is not None else text
+            return _SURROGATES.sub("\ufffd", text)
+
+        return TurnRecord(
+            self.time, clean(self.source), clean(self.text), clean(self.plugin), clean(self.skill),
+            clean(self.answer), self.error, self.timings, self.usage, self.images,
+            [clean(f) for f in self.files], self.id,
+        )
+
+
+#: Lone surrogates: how Python carries bytes that were not valid UTF-8 (file names, stdin,
+#: JSON "\ud800"); SQLite stores UTF-8 and would refuse them.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+_COLUMNS = "id, time, source, text, plugin, skill, answer, error, timings, usage, images, files"
+
+
+def _row(row: tuple[Any, ...]) -> TurnRecord:
+    id_, when, source, text, plugin, skill, answer, error, timings, usage, images, files = row
+    return TurnRecord(
+        when, source, text, plugin, skill, answer, bool(error), json.loads(timings), json.loads(usage),
+        json.loads(images), json.loads(files), id_,
+    )
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def default_path() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path("labeeb") / FILENAME
+
+
+def path_for(config: HistoryConfig) -> Path:
+    return Path(config.path).expanduser() if config.path else default_path()
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+class HistoryStore:
+    """One connection, shared by the threads of this process behind a lock."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        retention_days: float = 90,
+        store_images: bool = False,
+        redactor: Redactor | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.retention_days = retention_days
+        self.store_images = store_images
+        self.redactor = redactor
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last_prune = 0.0
+        self._db: sqlite3.Connection | None = self._open()
+        self.prune()
+
+    @classmethod
+    def from_config(cls, config: HistoryConfig, redactor: Redactor | None = None) -> HistoryStore:
+        return cls(path_for(config), config.retention_days, config.store_images, redactor)
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"cannot open the history database {self.path}: {exc} (history.path)") from None
+        try:
+            # WAL + synchronous=NORMAL: a killed process loses nothing committed; only an OS
+            # crash or power cut can drop the last turns, and the file stays consistent.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=ON")  # deleted turns are overwritten, not left in free pages
+            migrate(db)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise HistoryError(
+                f"{self.path} is not a usable history database ({exc}); move it away "
+                "or set history.path to another file"
+            ) from None
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise HistoryError(f"the history database {self.path} is closed")
+        return self._db
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def close(self) -> None:
+        """Checkpoint the write-ahead log into the database file and close."""
+        with self._lock:
+            if self._db is None:
+                return
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass  # another process is reading; the log is checkpointed later
+            self._db.close()
+            self._db = None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def record(self, turn: TurnRecord, images: Iterable[Image] = ()) -> int:
+        """Store one turn in one transaction; return its id."""
+        turn = turn.cleaned(self.redactor)
+        pictures = self._pngs(turn.images, images) if self.store_images else []
+        with self._lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = db.execute(
+                    "INSERT INTO turns (time, source, text, plugin, skill, answer, error, timings, usage, images, files)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (turn.time, turn.source, turn.text, turn.plugin, turn.skill, turn.answer, int(turn.error),
+                     json.dumps(turn.timings), json.dumps(turn.usage), json.dumps(turn.images),
+                     json.dumps(turn.files)),
+                )
+                db.executemany("INSERT OR IGNORE INTO images (sha256, width, height, png) VALUES (?, ?, ?, ?)", pictures)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            turn_id = int(cursor.lastrowid or 0)
+        if self.clock() - self._last_prune > PRUNE_EVERY:
+            self.prune()
+        return turn_id
+
+    @staticmethod
+    def _pngs(digests: list[str], images: Iterable[Image]) -> list[tuple[str, int, int, bytes]]:
+        out = []
+        for digest, image in zip(digests, images):
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            out.append((digest, image.width, image.height, buffer.getvalue()))
+        return out
+
+    def prune(self) -> int:
+        """Delete turns older than ``retention_days`` (0 keeps everything); return how many."""
+        self._last_prune = self.clock()
+        if not self.retention_days:
+            return 0
+        cutoff = self.clock() - self.retention_days * DAY
+        with self._lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = db.execute("DELETE FROM turns WHERE time < ?", (cutoff,)).rowcount
+                if deleted:
+                    self._drop_orphan_images(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return deleted
+
+    @staticmethod
+    def _drop_orphan_images(db: sqlite3.Connection) -> None:
+        db.execute(
+            "DELETE FROM images WHERE sha256 NOT IN "
+            "(SELECT value FROM turns, json_each(turns.images))"
+        )
+
+    def clear(self) -> int:
+        """Delete every turn and stored image; return how many turns there were."""
+        with self._lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = db.execute("DELETE FROM turns").rowcount
+                db.execute("DELETE FROM images")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            try:  # fold the log back in, so the deleted text is not left in it either
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+        return deleted
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self.db.execute("SELECT COUNT(*) FROM turns").fetchone()[0])
+
+    def turns(self, search: str | None = None, limit: int | None = None) -> list[TurnRecord]:
+        """The newest turns first; ``search`` matches the question or the answer (any case)."""
+        sql, args = f"SELECT {_COLUMNS} FROM turns", []
+        if search:
+            sql += " WHERE text LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\'"
+            args += [_like(search), _like(search)]
+        sql += " ORDER BY time DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            return [_row(row) for row in self.db.execute(sql, args).fetchall()]
+
+    def iter_turns(self, batch: int = 500) -> Iterator[TurnRecord]:
+        """Every turn, oldest first, read in batches so an export never holds them all."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    f"SELECT {_COLUMNS} FROM turns WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _row(row)
+            last = rows[-1][0]
+
+    def image(self, digest: str) -> bytes | None:
+        with self._lock:
+            row = self.db.execute("SELECT png FROM images WHERE sha256 = ?", (digest,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def export(self, out: TextIO, fmt: str = "jsonl") -> int:
+        """Write every turn to ``out`` as JSON lines or CSV; return how many."""
+        if fmt not in EXPORT_FORMATS:
+            raise HistoryError(f"unknown export format {fmt!r}; use one of: {', '.join(EXPORT_FORMATS)}")
+        count = 0
+        writer = None
+        for turn in self.iter_turns():
+            row = turn.to_dict()
+            if fmt == "jsonl":
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                if writer is None:
+                    writer = csv.DictWriter(out, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
+            count += 1
+        if fmt == "csv" and writer is None:
+            csv.writer(out).writerow(list(TurnRecord(0, "", "", "", "", "").to_dict()))
+        return count
