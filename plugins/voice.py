@@ -20,6 +20,9 @@ import click
 
 from labeeb.hookspecs import hookimpl
 
+#: What this plugin can reach, shown by `labeeb plugins`.
+REACHES: list[str] = ["microphone", "speakers"]
+
 if TYPE_CHECKING:  # pragma: no cover
     from labeeb.config import Settings
     from labeeb.voice.loop import Turn, VoiceLoop
