@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.report import plot, table
+from benchmarks.report import markdown, plot, table
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ["fresh_screenshot", "follow_up", "changed_window", "document_3_pages"]
@@ -97,12 +97,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(report, indent=2))
+    (out / "latest.md").write_text(markdown(report, TARGETS) + "\n")
     print(table(report, TARGETS))
     try:
         plot(report, out / "latest.png")
     except ImportError:
         print("(install matplotlib for the plot: pip install matplotlib)", file=sys.stderr)
-    print(f"\nwritten: {out / 'latest.json'}", file=sys.stderr)
+    print(f"\nwritten: {out / 'latest.json'}, {out / 'latest.md'}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -51,3 +51,25 @@ def plot(report: dict, path: Path) -> None:
     fig.suptitle(f"Labeeb vs reference: {report['model']}, {report['machine']['cores']} cores", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def markdown(report: dict, targets: dict) -> str:
+    """The results as a Markdown table, for the README."""
+    machine = report["machine"]
+    lines = [
+        f"Measured on {machine['cores']} cores ({machine['platform']}, Python {machine['python']}); "
+        f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs. "
+        "Ratios are Labeeb / reference from the same run.",
+        "",
+        "| scenario | time to first token | total | decode tokens/s | peak memory | same tokens |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scenario, res in report["results"].items():
+        cells = []
+        for metric, unit in (("ttft", "s"), ("total", "s"), ("decode_tps", "/s"), ("peak_rss_mb", " MB")):
+            row = res[metric]
+            target = targets.get((scenario, metric)) or {"decode_tps": 2.0, "peak_rss_mb": 0.8}.get(metric)
+            goal = f" (target {target}x)" if target and (metric != "total") else ""
+            cells.append(f"{_fmt(row['reference'], unit)} → {_fmt(row['labeeb'], unit)}: **{_fmt(row['ratio'], 'x')}**{goal}")
+        lines.append(f"| {scenario.replace('_', ' ')} | " + " | ".join(cells) + f" | {res['same_tokens']} |")
+    return "\n".join(lines)
