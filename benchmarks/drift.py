@@ -1,0 +1,82 @@
+"""``python -m benchmarks.drift``: how far reused work moves the first-token logits.
+
+Compares the logits of a follow-up question computed afresh (nothing reused) with the same
+logits when Labeeb reuses the earlier prompt's key/value cache and the tile features, and both
+with the reference (``model(**processor(...))``). In float32 the engine reproduces the
+reference; in bfloat16 a prefill split in two differs in the last bits (matrix products over a
+different number of rows round differently), which is what this reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from benchmarks import scenes
+from benchmarks.worker import FOLLOW_UP, QUESTION
+
+
+def first_logits(engine, processor, question, image):
+    from labeeb.vision.backend import GenerationStats, VisionRequest
+    from labeeb.vision.transformers_backend import build_messages
+
+    captured = []
+    original = engine._logits
+
+    def capture(*args, **kwargs):
+        out = original(*args, **kwargs)
+        captured.append(out.clone())
+        return out
+
+    engine._logits = capture
+    request = VisionRequest(question, [image], max_new_tokens=1)
+    prompt = processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
+    list(engine.generate(prompt, request, GenerationStats()))
+    engine._logits = original
+    return captured[0]
+
+
+def compare(a, b):
+    return {"max_abs": float((a - b).abs().max()),
+            "cosine": float(torch.nn.functional.cosine_similarity(a, b, dim=0)),
+            "same_argmax": bool(a.argmax() == b.argmax())}
+
+
+def main() -> None:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from benchmarks.__main__ import model_dir
+    from labeeb.vision.engine import Engine
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.drift")
+    parser.add_argument("--model")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    args = parser.parse_args()
+    path = model_dir(args.model)
+    processor = AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, args.dtype)).eval()
+    screen = scenes.screenshot(seed=7)
+    with torch.inference_mode():
+        fresh = first_logits(Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
+                             processor, FOLLOW_UP, screen)
+        reusing = Engine(model, processor)
+        first_logits(reusing, processor, QUESTION, screen)
+        reused = first_logits(reusing, processor, FOLLOW_UP, screen)
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": FOLLOW_UP}]}]
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+        inputs = processor(text=prompt, images=[[screen]], return_tensors="pt")
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+        reference = model(**inputs).logits[0, -1].float()
+    print(json.dumps({
+        "dtype": args.dtype,
+        "prefix_reused_tokens": reusing.last.prefix_reused,
+        "engine_fresh_vs_reference": compare(fresh, reference),
+        "engine_reused_vs_fresh": compare(reused, fresh),
+        "engine_reused_vs_reference": compare(reused, reference),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
