@@ -236,12 +236,7 @@ class HistoryStore:
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"cannot open the history database {self.path}: {exc} (history.path)") from None
         try:
-            # WAL + synchronous=NORMAL: a killed process loses nothing committed; only an OS
-            # crash or power cut can drop the last turns, and the file stays consistent.
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA secure_delete=ON")  # deleted turns are overwritten, not left in free pages
-            migrate(db)
+            self._set_up(db)
         except sqlite3.DatabaseError as exc:
             db.close()
             raise HistoryError(
@@ -252,6 +247,30 @@ class HistoryStore:
             db.close()
             raise
         return db
+
+    @staticmethod
+    def _set_up(db: sqlite3.Connection, attempts: int = 40) -> None:
+        """Journal mode and migrations, retried while another process does the same.
+
+        Two processes opening a new database at once can get "database is locked" from the
+        journal-mode switch without SQLite's busy handler ever waiting, so wait here.
+        """
+        for attempt in range(attempts):
+            try:
+                # WAL + synchronous=NORMAL: a killed process loses nothing committed; only an OS
+                # crash or power cut can drop the last turns, and the file stays consistent.
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA secure_delete=ON")  # deleted turns are overwritten, not left in free pages
+                migrate(db)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or attempt == attempts - 1:
+                    raise
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                time.sleep(0.05 * (attempt + 1))
 
     @property
     def db(self) -> sqlite3.Connection:

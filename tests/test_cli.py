@@ -76,7 +76,7 @@ def test_doctor_reports_each_part(tmp_path):
     for part in ("config", "plugins", "vision model", "GPU", "screen capture", "microphone", "speech output"):
         assert f" {part}:" in lines, part
     assert "FAIL vision model" in lines and result.returncode == 1
-    assert "DISPLAY is unset" in lines
+    assert "no display is set (DISPLAY is empty" in lines
 
 
 def test_doctor_ok_with_a_local_model(tiny_model_dir):

@@ -62,11 +62,12 @@ def check_gpu(settings: Settings) -> Check:
 
 
 def check_screen(settings: Settings) -> Check:
-    if sys.platform.startswith("linux"):
-        if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
-            return Check("screen capture", "WARN", "Wayland without XWayland: run under an X11 session or enable XWayland (DISPLAY)")
-        if not os.environ.get("DISPLAY"):
-            return Check("screen capture", "WARN", "no display (DISPLAY is unset); start an X session or `Xvfb :99 & export DISPLAY=:99`")
+    from labeeb.screen import ScreenUnavailableError, check_session
+
+    try:  # the same check, and the same advice, as when a skill tries to capture
+        check_session()
+    except ScreenUnavailableError as exc:
+        return Check("screen capture", "WARN", str(exc))
     try:
         import mss
 
