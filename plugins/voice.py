@@ -144,7 +144,15 @@ def _microphone(loop: VoiceLoop, settings: Settings, device: str | None, push_to
     click.echo(f"Listening on {source.name} ({how}{wake}; Ctrl-C to quit).", err=True)
     loop.on_turn = printer.turn
     try:
-        loop.run(source, detector)
+        while True:
+            try:
+                loop.run(source, detector)
+                break
+            except AudioError as exc:  # the microphone went away: say so, wait for it to return
+                source.close()
+                _warn(f"{exc}; listening again as soon as a microphone is back (Ctrl-C to quit)")
+                source = _reopen(lambda: MicrophoneSource(device if device is not None else configured))
+                click.echo(f"Listening again on {source.name}.", err=True)
     except KeyboardInterrupt:
         click.echo("\nBye.", err=True)
     finally:
@@ -152,6 +160,17 @@ def _microphone(loop: VoiceLoop, settings: Settings, device: str | None, push_to
             loop.speaker.interrupt()
             loop.speaker.close()
     return 0
+
+
+def _reopen(open_source: Callable[[], Any], wait: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> Any:
+    """Try to open the microphone every ``wait`` seconds until it works (Ctrl-C stops)."""
+    from labeeb.voice import AudioError
+
+    while True:
+        try:
+            return open_source()
+        except AudioError:
+            sleep(wait)
 
 
 @click.command("listen")

@@ -181,6 +181,9 @@ def resolve_device(spec: DeviceSpec, kind: str = "input") -> int | None:
 class MicrophoneSource:
     """The microphone through sounddevice (PortAudio); records until closed."""
 
+    #: Seconds without a block from a running stream before the microphone counts as gone.
+    STALL_S = 3.0
+
     def __init__(self, device: DeviceSpec = None, poll: float = 0.1) -> None:
         try:
             import sounddevice
@@ -212,16 +215,29 @@ class MicrophoneSource:
         self._queue.put(data[:, 0].copy())
 
     def frames(self) -> Iterator[np.ndarray]:
+        """Blocks of 16 kHz audio; AudioError when the microphone goes away (unplugged)."""
+        import time
+
+        last = time.monotonic()
         while not self._closed.is_set():
             try:
                 block = self._queue.get(timeout=self._poll)
             except queue.Empty:
+                # PortAudio stops a stream whose device vanished, or just stops calling back.
+                if self._closed.is_set():
+                    return
+                if not self._stream.active or time.monotonic() - last > self.STALL_S:
+                    raise AudioError(f"the microphone {self.name!r} stopped sending audio (unplugged?)") from None
                 continue
+            last = time.monotonic()
             out = self._resample(block)
             if len(out):
                 yield out
 
     def close(self) -> None:
         self._closed.set()
-        self._stream.stop()
-        self._stream.close()
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except Exception:  # a device that vanished may refuse to stop; it is gone either way
+            pass
