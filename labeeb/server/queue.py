@@ -94,16 +94,22 @@ class WorkQueue:
             self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
             self._thread.start()
 
+    def _take_waiting(self) -> list[Job]:
+        """Remove and return every job still waiting in the queue."""
+        jobs = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return jobs
+            if job is not None:
+                jobs.append(job)
+
     def stop(self) -> None:
         if self._thread is not None:
             # Cancel whatever waits, so the worker reaches the sentinel quickly.
-            while True:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is not None:
-                    job.cancel.set()
+            for job in self._take_waiting():
+                job.cancel.set()
             current = self._current
             if current is not None:
                 current.cancel.set()
@@ -117,14 +123,9 @@ class WorkQueue:
         Every client gets an answer or ``error`` (the API's 503), never a dropped connection.
         """
         self._closed = error
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job.abort(error)
-                job.emit("error", error)
+        for job in self._take_waiting():
+            job.abort(error)
+            job.emit("error", error)
         current = self._current
         if current is not None:
             def stop_it() -> None:

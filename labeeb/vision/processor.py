@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -74,7 +75,7 @@ class VisionStream:
         if not loaded:
             self.timings.load = time.perf_counter() - start
         self.model = backend.model_id
-        lock = self._processor.lock if not backend.concurrent else _NULL_LOCK
+        lock = self._processor.lock if not backend.concurrent else contextlib.nullcontext()
         stops = [s for s in self.request.stop if s]
         with lock:
             for chunk in backend.stream(self.request, self.stats):
@@ -110,17 +111,6 @@ class VisionStream:
         for _ in self:
             pass
         return VisionResult(self.text, self.usage, self.timings, self.model, self.cancelled)
-
-
-class _NullLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NULL_LOCK = _NullLock()
 
 
 class VisionProcessor:
