@@ -5,6 +5,10 @@ logits when Labeeb reuses the earlier prompt's key/value cache and the tile feat
 with the reference (``model(**processor(...))``). In float32 the engine reproduces the
 reference; in bfloat16 a prefill split in two differs in the last bits (matrix products over a
 different number of rows round differently), which is what this reports.
+
+It also follows a greedy answer token by token: the logits of Labeeb's decode step
+(labeeb.vision.decode) against ``model.generate(output_logits=True)``'s, step for step while
+both chose the same tokens.
 """
 
 from __future__ import annotations
@@ -38,6 +42,26 @@ def first_logits(engine, processor, question, image):
     return captured[0]
 
 
+def decode_logits(engine, processor, question, image, tokens):
+    from labeeb.vision.backend import GenerationStats, VisionRequest
+    from labeeb.vision.transformers_backend import build_messages
+
+    captured = []
+    step, logits = engine.decoder.step, engine._logits
+
+    def keep(out):  # a copy: the engine masks the end token in place while min_new_tokens holds
+        captured.append(out.clone())
+        return out
+
+    engine.decoder.step = lambda *a, **k: keep(step(*a, **k))
+    engine._logits = lambda *a, **k: keep(logits(*a, **k))
+    request = VisionRequest(question, [image], max_new_tokens=tokens, min_new_tokens=tokens)
+    prompt = processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
+    list(engine.generate(prompt, request, GenerationStats()))
+    engine.decoder.step, engine._logits = step, logits
+    return captured, list(engine.last.generated)
+
+
 def compare(a, b):
     return {"max_abs": float((a - b).abs().max()),
             "cosine": float(torch.nn.functional.cosine_similarity(a, b, dim=0)),
@@ -58,23 +82,37 @@ def main() -> None:
     processor = AutoProcessor.from_pretrained(path)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, args.dtype)).eval()
     screen = scenes.screenshot(seed=7)
+    tokens = 16
     with torch.inference_mode():
-        fresh = first_logits(Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
-                             processor, FOLLOW_UP, screen)
-        reusing = Engine(model, processor)
-        first_logits(reusing, processor, QUESTION, screen)
-        reused = first_logits(reusing, processor, FOLLOW_UP, screen)
+        # The reference first: an Engine packs the model's text weights in place.
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": FOLLOW_UP}]}]
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
         inputs = processor(text=prompt, images=[[screen]], return_tensors="pt")
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
         reference = model(**inputs).logits[0, -1].float()
+        generated = model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
+                                   output_logits=True, return_dict_in_generate=True)
+        ref_steps = [step[0].float() for step in generated.logits]
+        ref_tokens = generated.sequences[0, inputs["input_ids"].shape[1]:].tolist()
+        fresh = first_logits(Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
+                             processor, FOLLOW_UP, screen)
+        reusing = Engine(model, processor)
+        first_logits(reusing, processor, QUESTION, screen)
+        reused = first_logits(reusing, processor, FOLLOW_UP, screen)
+        steps, engine_tokens = decode_logits(
+            Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
+            processor, FOLLOW_UP, screen, tokens)
+    agree = next((i for i, (a, b) in enumerate(zip(engine_tokens, ref_tokens)) if a != b), tokens)
+    worst = min(range(agree), key=lambda i: compare(steps[i], ref_steps[i])["cosine"]) if agree else 0
     print(json.dumps({
         "dtype": args.dtype,
         "prefix_reused_tokens": reusing.last.prefix_reused,
         "engine_fresh_vs_reference": compare(fresh, reference),
         "engine_reused_vs_fresh": compare(reused, fresh),
         "engine_reused_vs_reference": compare(reused, reference),
+        "decode": {"steps": tokens, "same_tokens_until": agree,
+                   "worst_step_vs_generate": compare(steps[worst], ref_steps[worst]) if agree else None,
+                   "bit_exact_steps": sum(bool(torch.equal(steps[i], ref_steps[i])) for i in range(agree))},
     }, indent=2))
 
 
