@@ -84,7 +84,6 @@ def main() -> None:
     screen = scenes.screenshot(seed=7)
     tokens = 16
     with torch.inference_mode():
-        # The reference first: an Engine packs the model's text weights in place.
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": FOLLOW_UP}]}]
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
         inputs = processor(text=prompt, images=[[screen]], return_tensors="pt")

@@ -72,4 +72,8 @@ def markdown(report: dict, targets: dict) -> str:
             goal = f" (target {target}x)" if target and (metric != "total") else ""
             cells.append(f"{_fmt(row['reference'], unit)} → {_fmt(row['labeeb'], unit)}: **{_fmt(row['ratio'], 'x')}**{goal}")
         lines.append(f"| {scenario.replace('_', ' ')} | " + " | ".join(cells) + f" | {res['same_tokens']} |")
+    if "voice_turn" in report["results"]:
+        lines += ["", "Voice turn: the first column is the end of the spoken question to the first audio out "
+                      "(reference: transcribe, generate the whole answer, synthesise it); total is when the answer's "
+                      "text is complete."]
     return "\n".join(lines)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
+from pathlib import Path
+
 from PIL import Image, ImageDraw, ImageFont
+
+SPOKEN_QUESTION = "What is on my screen right now? Read me the error."
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -56,3 +62,13 @@ def document_page(page: int, seed: int = 0, size: tuple[int, int] = (1240, 1754)
         draw.text((100, 200 + 31 * i), f"Paragraph {i}: revenue grew {i * 3 % 17}% in region {page}-{i}.",
                   fill="black", font=font)
     return image
+
+
+def spoken_question(text: str = SPOKEN_QUESTION):
+    """``text`` spoken by espeak-ng (about 2.9 s), as 16 kHz mono float32 samples."""
+    from labeeb.voice.audio import read_audio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "question.wav"
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+        return read_audio(path)

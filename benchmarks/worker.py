@@ -114,6 +114,77 @@ def changed_window(asker: Asker, run: int):
     return ttft, total, ids, total - ttft
 
 
+class _Discard:
+    """An audio sink that plays nothing: the benchmark only needs when sound would start."""
+
+    def write(self, samples, rate) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Voice:
+    """The speech ends of a voice turn, loaded and warmed before timing (a running assistant
+    has them loaded): Labeeb's transcriber, or plain faster-whisper for the reference."""
+
+    def __init__(self, labeeb: bool) -> None:
+        from labeeb.config import SttConfig, TtsConfig
+        from labeeb.voice.stt import Transcriber, resolve_model
+        from labeeb.voice.tts import make_synthesizer
+
+        self.question = scenes.spoken_question()
+        self.tts = TtsConfig()
+        self.synthesizer = make_synthesizer(self.tts)
+        if labeeb:
+            transcriber = Transcriber(SttConfig())
+            self.transcribe = lambda samples: transcriber.transcribe(samples).text
+        else:
+            from faster_whisper import WhisperModel  # the straightforward way: default settings
+
+            whisper = WhisperModel(str(resolve_model("tiny.en")))
+            self.transcribe = lambda samples: " ".join(s.text.strip() for s in whisper.transcribe(samples)[0])
+        self.transcribe(self.question)
+        self.synthesizer.synthesize("Warm up.")
+
+
+_voice: Voice | None = None
+
+
+def voice_turn(asker: Asker, run: int):
+    """A spoken screen question, from the end of speech to the first sound of the answer
+    (reported as its time to first token; "total" is when the answer's text is complete).
+
+    Reference: transcribe, then generate the whole answer, then synthesise it. Labeeb: its
+    transcriber, then the answer streamed into its speaker, which starts on the first fragment.
+    """
+    global _voice
+    labeeb = isinstance(asker, Labeeb)
+    _voice = _voice or Voice(labeeb)
+    screen = scenes.screenshot(seed=run)
+    start = time.perf_counter()
+    question = _voice.transcribe(_voice.question)
+    if not labeeb:
+        ttft, total, ids = asker.ask([screen], question)
+        answered = time.perf_counter() - start
+        _voice.synthesizer.synthesize(asker.processor.tokenizer.decode(ids, skip_special_tokens=True))
+        return time.perf_counter() - start, answered, ids, total - ttft
+    from labeeb.voice.speaker import Speaker
+
+    speaker = Speaker(_voice.synthesizer, _Discard(), first_words=_voice.tts.first_fragment_words)
+    first_token = None
+    for chunk in asker.vision.stream(question, [screen], min_new_tokens=asker.tokens):
+        first_token = first_token or time.perf_counter()
+        speaker.feed(chunk)
+    done = time.perf_counter()
+    speaker.finish()
+    speaker.close()  # waits until the whole answer was synthesised and "played"
+    return speaker.first_audio_at - start, done - start, list(asker.backend.engine.last.generated), done - first_token
+
+
 def document(asker: Asker, run: int):
     """Three pages, answered page by page: TTFT of page 1, total for all three."""
     start = time.perf_counter()
@@ -131,6 +202,7 @@ SCENARIOS: dict[str, Callable[[Asker, int], Any]] = {
     "follow_up": follow_up,
     "changed_window": changed_window,
     "document_3_pages": document,
+    "voice_turn": voice_turn,
 }
 
 

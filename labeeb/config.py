@@ -190,6 +190,10 @@ class TtsConfig(_Section):
     rate: int = Field(175, ge=50, le=500, description="words per minute")
     volume: float = Field(1.0, ge=0.0, le=1.0)
     output_device: int | str = Field("", description="sounddevice index or name; empty = default")
+    first_fragment_words: int = Field(
+        8, ge=0, le=100,
+        description="start speaking an answer after this many words (or a comma) instead of its first full stop; 0 = whole sentences",
+    )
 
 
 class ListenConfig(_Section):

@@ -1,18 +1,18 @@
 """Token-by-token decoding for Llama-style text models (SmolVLM's language half), without waste.
 
-A decode step of ``model.generate`` on a 2-core CPU spends more time around the arithmetic
-than in it. Measured with SmolVLM-256M in bf16 and a 900-token screenshot prompt, one step
+A decode step of ``model.generate`` on a 2-core CPU spends much of its time around the
+arithmetic. Measured with SmolVLM-256M in bf16 and a 900-token screenshot prompt, one step
 took ~100 ms: 48 ms in matrix-vector products, 26 ms in attention, 12 ms re-concatenating the
-whole key/value cache, the rest in per-layer bookkeeping. Three fixes, ~35 ms a step:
+whole key/value cache, the rest in per-layer bookkeeping. Two fixes, ~50 ms a step:
 
 - ``GrowingLayer``: the key/value cache is written in place into a buffer with room for the
   answer, so a step appends one position instead of copying the cache;
-- ``PackedLinear``: on CPUs with bf16 instructions the text model's weights are reordered
-  once into oneDNN's blocked layout, which computes the same numbers (prefill is bit-exact)
-  and runs matrix-vector products about twice as fast;
 - ``Decoder.step``: one lean pass over the layers for a single new token (no mask building,
   no keyword plumbing), the same operations as the transformers Llama code, with attention
   over grouped query heads.
+
+(Reordering the bf16 weights into oneDNN's blocked layout made the matrix-vector products
+~2x faster with the same numbers, but kept both copies resident: +230 MB, so it is not done.)
 
 In fp32 a step computes exactly what ``generate`` computes (the tests check the tokens). In
 bf16 the grouped attention call can differ from ``generate``'s in the last bit now and then;
@@ -76,57 +76,6 @@ def new_cache(config: Any, reserve: int = 0) -> Any:
         _GROWING = _GROWING or _growing_layer_class()
         cache.layers = [_GROWING(reserve) for _ in cache.layers]
     return cache
-
-
-def _packed_linear_class() -> type:
-    import torch
-
-    class PackedLinear(torch.nn.Module):
-        """nn.Linear with its weight in oneDNN's blocked layout (CPU only)."""
-
-        def __init__(self, linear: torch.nn.Linear) -> None:
-            super().__init__()
-            self.in_features, self.out_features = linear.in_features, linear.out_features
-            packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
-            # A parameter still: the model's parameter count and dtype stay what they were.
-            self.packed = torch.nn.Parameter(packed, requires_grad=False)
-            self.bias = linear.bias
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            flat = x.reshape(-1, self.in_features)
-            out = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [None], "")
-            return out.view(*x.shape[:-1], self.out_features)
-
-    return PackedLinear
-
-
-def can_pack(device: str, dtype: Any) -> bool:
-    """Packing pays off (and is available) for bf16 on CPUs whose oneDNN has bf16 kernels."""
-    import torch
-
-    try:
-        return (
-            device == "cpu"
-            and dtype == torch.bfloat16
-            and torch.backends.mkldnn.is_available()
-            and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        )
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def pack_linears(model: Any, *names: str) -> int:
-    """Swap every nn.Linear in ``model``'s submodules ``names`` for a PackedLinear; returns how many."""
-    import torch
-
-    packed_class = _packed_linear_class()
-    swaps = [(parent, name, child) for top in names for parent in model.get_submodule(top).modules()
-             for name, child in parent.named_children() if type(child) is torch.nn.Linear]
-    swaps += [(model, name, getattr(model, name)) for name in names if type(getattr(model, name, None)) is torch.nn.Linear]
-    for parent, name, child in swaps:
-        setattr(parent, name, packed_class(child))
-    return len(swaps)
 
 
 class Decoder:

@@ -92,8 +92,7 @@ class EngineStats:
 
 
 class Engine:
-    """Answers about images with ``model``; on CPUs with bf16 kernels it packs the model's
-    text weights in place (labeeb.vision.decode.pack_linears: same numbers, faster)."""
+    """Answers about images with ``model`` (and its processor), reusing work exactly."""
 
     def __init__(
         self,
@@ -123,13 +122,10 @@ class Engine:
         self._prefix_cache_size = prefix_cache_size
         self._lock = threading.Lock()
         self.last = EngineStats()
-        from labeeb.vision.decode import Decoder, can_pack, pack_linears
+        from labeeb.vision.decode import Decoder
         from labeeb.vision.fast_images import FastImageProcessor, supported
 
         text_model = model.model.text_model
-        if can_pack(device, self.dtype):  # bit-exact for the prompt, ~2x faster per new token
-            pack_linears(model.model, "text_model")
-            pack_linears(model, "lm_head")
         self.decoder = Decoder(text_model, model.lm_head, model.get_input_embeddings()) if Decoder.supports(text_model) else None
 
         self._fast_images = FastImageProcessor(processor.image_processor) if supported(processor.image_processor) else None
@@ -277,8 +273,10 @@ class Engine:
             stats.prompt_tokens = len(ids)
             inputs = self.prompt_inputs(ids, prepared)
             start, reused = self._reusable(inputs) if self.cache_prefix else (0, None)
-            reserve = len(ids) - start + request.max_new_tokens
-            cache = self._truncated(reused.cache, start, reserve) if reused else new_cache(self.model.config, reserve)
+            if reused is not None:  # room for the rest of the prompt and the answer
+                cache = self._truncated(reused.cache, start, len(ids) - start + request.max_new_tokens)
+            else:
+                cache = new_cache(self.model.config, request.max_new_tokens)
             new = ids[start:][None].to(self.device)
             embeds = self.model.get_input_embeddings()(new)
             if prepared is not None and bool((new == self.image_token_id).any()):

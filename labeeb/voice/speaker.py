@@ -30,12 +30,24 @@ _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "e.g", "i.e", "eg
 _SOFT_BREAK = re.compile(r"[,;:]\s|\s")
 
 
-class SentenceSplitter:
-    """Cuts streamed text into sentences; very long runs are cut at a comma or a space."""
+_CLAUSE = re.compile(r"[,;:\u2014]\s")
 
-    def __init__(self, max_chars: int = 240) -> None:
+
+class SentenceSplitter:
+    """Cuts streamed text into sentences; very long runs are cut at a comma or a space.
+
+    With ``first_words`` > 0 the start of an answer does not wait for its first full stop: once
+    it has that many words (or a comma after three, or six characters a word's worth of text
+    without spaces, as code or a long name) that fragment is spoken, so the voice starts while
+    the model is still writing the rest of the sentence (as RealtimeTTS's
+    ``fast_sentence_fragment`` does). After the first piece, whole sentences again.
+    """
+
+    def __init__(self, max_chars: int = 240, first_words: int = 0) -> None:
         self.max_chars = max_chars
+        self.first_words = first_words
         self._buffer = ""
+        self._first = True
 
     def feed(self, chunk: str) -> list[str]:
         self._buffer += chunk
@@ -56,14 +68,35 @@ class SentenceSplitter:
             cut = max((c for c in cuts if c > self.max_chars // 3), default=self.max_chars)
             out.append(self._buffer[:cut].strip())
             self._buffer = self._buffer[cut:]
-        return [s for s in out if s]
+        if self._first and not out and self.first_words:
+            out += self._first_fragment()
+        out = [s for s in out if s]
+        self._first = self._first and not out
+        return out
+
+    def _first_fragment(self) -> list[str]:
+        """The answer's opening words, cut at a clause break or after ``first_words`` words."""
+        ends = [m.start() for m in re.finditer(r"\s+", self._buffer)]  # a word is complete at a space
+        words = [e for e in ends if self._buffer[:e].strip()]
+        clause = next((m.end() for m in _CLAUSE.finditer(self._buffer)
+                       if len(self._buffer[: m.start()].split()) >= 3), None)
+        cut = clause if clause is not None else (words[self.first_words - 1] if len(words) >= self.first_words else None)
+        limit = 6 * self.first_words
+        if cut is None and len(self._buffer) > limit:  # few spaces: cut at the last one, or at the limit
+            cut = max((e for e in words if limit // 3 < e <= limit), default=limit)
+        if cut is None:
+            return []
+        piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:].lstrip()
+        return [piece]
 
     def flush(self) -> list[str]:
         rest, self._buffer = self._buffer.strip(), ""
+        self._first = True
         return [rest] if rest else []
 
     def reset(self) -> None:
         self._buffer = ""
+        self._first = True
 
 
 _STOP = object()
@@ -79,6 +112,7 @@ class Speaker:
         clock: Callable[[], float] = time.perf_counter,
         block_s: float = 0.05,
         warn: Callable[[str], None] | None = None,
+        first_words: int = 0,
     ) -> None:
         self.synthesizer, self.sink, self.clock = synthesizer, sink, clock
         self.block_s = block_s
@@ -87,7 +121,7 @@ class Speaker:
         self.first_audio_at: float | None = None
         self.spoken: list[str] = []  # sentences played to the end
         self.interruptions = 0
-        self._splitter = SentenceSplitter()
+        self._splitter = SentenceSplitter(first_words=first_words)
         self._fed: list[str] = []
         self._muted = False
         self._queue: queue.Queue[object] = queue.Queue()
@@ -263,4 +297,4 @@ def open_speaker(
     except SpeechOutputError as exc:
         warn(f"{exc}; answers are shown as text only")
         return None
-    return Speaker(synthesizer, sink, clock=clock, warn=warn)
+    return Speaker(synthesizer, sink, clock=clock, warn=warn, first_words=config.first_fragment_words)

@@ -25,8 +25,8 @@ def engine():
     return Pyttsx3Synthesizer()
 
 
-def split_stream(text, size=3):
-    splitter = SentenceSplitter()
+def split_stream(text, size=3, first_words=0):
+    splitter = SentenceSplitter(first_words=first_words)
     out = []
     for i in range(0, len(text), size):  # arbitrary chunk boundaries, as a model streams
         out += splitter.feed(text[i : i + size])
@@ -37,6 +37,24 @@ def test_sentences_are_cut_where_a_listener_expects():
     text = "Sure. The screen shows Dr. Smith's notes.\n1. Buy milk\nDone! Is that all? Yes"
     assert split_stream(text) == ["Sure.", "The screen shows Dr. Smith's notes.", "1. Buy milk", "Done!", "Is that all?", "Yes"]
     assert split_stream("Version 3.5 is out. Great") == ["Version 3.5 is out.", "Great"]
+
+
+def test_the_first_fragment_is_spoken_before_its_sentence_ends():
+    long_first = "The screen shows a terminal window with a failing test and an editor next to it. It is red. Fix"
+    assert split_stream(long_first, first_words=8) == [
+        "The screen shows a terminal window with a", "failing test and an editor next to it.", "It is red.", "Fix"]
+    # a comma after three words comes first; a short first sentence is left whole
+    assert split_stream("I see a terminal, and an editor. Next.", first_words=8) == ["I see a terminal,", "and an editor.", "Next."]
+    assert split_stream("Sure, it failed. Next one.", first_words=8) == ["Sure, it failed.", "Next one."]
+    # only the first piece of an answer; every answer gets its own (reset by flush)
+    splitter = SentenceSplitter(first_words=3)
+    assert splitter.feed("one two three four five six seven ") == ["one two three"]
+    assert splitter.feed("eight nine ten eleven") == [] and splitter.flush() == ["four five six seven eight nine ten eleven"]
+    assert splitter.feed("again one two three ") == ["again one two"]
+    # text with hardly any spaces (a path, code) is cut at about six characters a word
+    pieces = split_stream("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf is missing", first_words=4)
+    assert len(pieces[0]) <= 24 and "".join(pieces).replace(" ", "") == "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttfismissing"
+    assert split_stream(long_first, first_words=0)[0] == "The screen shows a terminal window with a failing test and an editor next to it."
 
 
 def test_a_very_long_sentence_is_cut_at_a_comma():
