@@ -80,6 +80,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = model_dir(args.model)
+    run_worker("labeeb", "prepare", model, 0, args.tokens)  # conversions happen once, not in a timed run
     results = {}
     for scenario in args.scenarios:
         print(f"[{time.strftime('%H:%M:%S')}] {scenario}: reference ...", file=sys.stderr, flush=True)

@@ -6,7 +6,8 @@ with the reference (``model(**processor(...))``). In float32 the engine reproduc
 reference; in bfloat16 a prefill split in two differs in the last bits (matrix products over a
 different number of rows round differently), which is what this reports.
 
-It also follows a greedy answer token by token: the logits of Labeeb's decode step
+With OpenVINO installed it also compares the first-token logits when the vision encoder runs
+on OpenVINO (labeeb.vision.openvino_encoder). It also follows a greedy answer token by token: the logits of Labeeb's decode step
 (labeeb.vision.decode) against ``model.generate(output_logits=True)``'s, step for step while
 both chose the same tokens.
 """
@@ -101,6 +102,13 @@ def main() -> None:
         steps, engine_tokens = decode_logits(
             Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
             processor, FOLLOW_UP, screen, tokens)
+        openvino = None
+        from labeeb.vision import openvino_encoder
+
+        if openvino_encoder.available():  # the vision encoder on OpenVINO instead of torch
+            encoder = openvino_encoder.OpenVinoEncoder(model)
+            openvino = first_logits(Engine(model, processor, encoder=encoder, cache_images=False,
+                                           cache_tiles=False, cache_prefix=False), processor, FOLLOW_UP, screen)
     agree = next((i for i, (a, b) in enumerate(zip(engine_tokens, ref_tokens)) if a != b), tokens)
     worst = min(range(agree), key=lambda i: compare(steps[i], ref_steps[i])["cosine"]) if agree else 0
     print(json.dumps({
@@ -109,6 +117,7 @@ def main() -> None:
         "engine_fresh_vs_reference": compare(fresh, reference),
         "engine_reused_vs_fresh": compare(reused, fresh),
         "engine_reused_vs_reference": compare(reused, reference),
+        "openvino_encoder_vs_reference": compare(openvino, reference) if openvino is not None else None,
         "decode": {"steps": tokens, "same_tokens_until": agree,
                    "worst_step_vs_generate": compare(steps[worst], ref_steps[worst]) if agree else None,
                    "bit_exact_steps": sum(bool(torch.equal(steps[i], ref_steps[i])) for i in range(agree))},

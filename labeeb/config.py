@@ -73,6 +73,9 @@ class VisionConfig(_Section):
     max_new_tokens: int = Field(256, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     engine: Literal["fast", "plain"] = "fast"
+    encoder: Literal["auto", "torch", "openvino"] = Field(
+        "auto", description="what runs the vision encoder with engine = fast; auto = OpenVINO when installed, for bf16 on the CPU"
+    )
     preprocess: PreprocessConfig = PreprocessConfig()
     openai: OpenAIBackendConfig = OpenAIBackendConfig()
     cache: AnswerCacheConfig = AnswerCacheConfig()

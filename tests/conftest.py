@@ -11,8 +11,15 @@ import pytest
 from cli_runner import REPO, run_labeeb
 
 
+@pytest.fixture(scope="session")
+def _converted_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of converted encoders for the session: converting the full model takes ~30 s."""
+    return tmp_path_factory.mktemp("labeeb-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                  _converted_models: Path) -> None:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("LABEEB_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -23,6 +30,7 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for name in list(os.environ):
         if name.startswith("LABEEB_") and name not in ("LABEEB_DISABLE_PLUGIN_AUTOLOAD", "LABEEB_SMOLVLM_FILES"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("LABEEB_CACHE_DIR", str(_converted_models))
 
 
 @pytest.fixture(scope="session")

@@ -107,6 +107,7 @@ class Engine:
         prefix_cache_size: int = 2,
         image_cache_size: int = 2,
         encode_batch: int = 2,
+        encoder: Any = None,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -117,6 +118,7 @@ class Engine:
         # Tiles go through the vision encoder a few at a time: the same features, a fraction
         # of the activation memory of encoding a whole 13-tile screenshot at once.
         self.encode_batch = encode_batch
+        self.encoder = encoder  # e.g. labeeb.vision.openvino_encoder.OpenVinoEncoder; None = the model's own
         self._tiles: LRU = LRU(tile_cache_size)
         self._prefixes: list[_Prefix] = []
         self._prefix_cache_size = prefix_cache_size
@@ -188,11 +190,15 @@ class Engine:
         missing = [i for i in prepared.real if i not in features]
         for start in range(0, len(missing), self.encode_batch):
             index = torch.tensor(missing[start : start + self.encode_batch])
-            out = self.model.model.get_image_features(
-                pixel_values[index][None].to(self.device),
-                mask[index][None].to(self.device) if mask is not None else None,
-            ).pooler_output
-            encoded = torch.cat(list(out), dim=0).view(len(index), -1, out[0].shape[-1])
+            tile_mask = mask[index] if mask is not None else None
+            if self.encoder is not None and self.encoder.accepts(tile_mask):
+                encoded = self.encoder.encode(pixel_values[index])
+            else:
+                out = self.model.model.get_image_features(
+                    pixel_values[index][None].to(self.device),
+                    tile_mask[None].to(self.device) if tile_mask is not None else None,
+                ).pooler_output
+                encoded = torch.cat(list(out), dim=0).view(len(index), -1, out[0].shape[-1])
             for position, i in enumerate(index.tolist()):
                 features[i] = encoded[position]
                 key = prepared.tile_keys[prepared.real.index(i)]
