@@ -43,8 +43,9 @@ def model_dir(path: str | None) -> str:
     return str(cache)
 
 
-def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int, encoder: str = "torch") -> dict:
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "LABEEB_BENCH_ENCODER": encoder}
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.worker", variant, scenario, model, str(runs), str(tokens)],
         capture_output=True, text=True, env=env, cwd=HERE.parent,
@@ -76,24 +77,27 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32, help="output tokens per answer")
     parser.add_argument("--model", help="model directory (default: build random-weights SmolVLM-256M)")
     parser.add_argument("--scenarios", nargs="*", default=SCENARIOS, choices=SCENARIOS)
+    parser.add_argument("--encoder", default="torch", choices=["torch", "openvino"],
+                        help="Labeeb's vision.encoder (openvino: pip install openvino)")
     parser.add_argument("--out", default=str(HERE / "results"), help="where latest.json and latest.png go")
     args = parser.parse_args()
 
     model = model_dir(args.model)
-    run_worker("labeeb", "prepare", model, 0, args.tokens)  # conversions happen once, not in a timed run
+    if args.encoder == "openvino":  # the one-time conversion happens here, not in a timed run
+        run_worker("labeeb", "prepare", model, 0, args.tokens, args.encoder)
     results = {}
     for scenario in args.scenarios:
         print(f"[{time.strftime('%H:%M:%S')}] {scenario}: reference ...", file=sys.stderr, flush=True)
         ref = run_worker("reference", scenario, model, args.runs, args.tokens)
         print(f"[{time.strftime('%H:%M:%S')}] {scenario}: labeeb ...", file=sys.stderr, flush=True)
-        lab = run_worker("labeeb", scenario, model, args.runs, args.tokens)
+        lab = run_worker("labeeb", scenario, model, args.runs, args.tokens, args.encoder)
         results[scenario] = summarise(ref, lab)
 
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "model": "SmolVLM-256M-Instruct architecture, random weights",
-        "runs": args.runs, "tokens": args.tokens, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
+        "runs": args.runs, "tokens": args.tokens, "encoder": args.encoder, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
         "results": results,
     }
     out = Path(args.out)

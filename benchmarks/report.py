@@ -58,7 +58,8 @@ def markdown(report: dict, targets: dict) -> str:
     machine = report["machine"]
     lines = [
         f"Measured on {machine['cores']} cores ({machine['platform']}, Python {machine['python']}); "
-        f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs. "
+        f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs; "
+        f"Labeeb's vision encoder: {report.get('encoder', 'torch')}. "
         "Ratios are Labeeb / reference from the same run.",
         "",
         "| scenario | time to first token | total | decode tokens/s | peak memory | same tokens |",

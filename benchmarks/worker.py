@@ -7,6 +7,7 @@ belongs to that variant alone.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -79,7 +80,8 @@ class Labeeb(Asker):
 
         # The answer cache stays on (it is part of Labeeb) but no scenario asks the same
         # question about the same picture twice, so it never answers here.
-        config = VisionConfig(model=model_dir, max_new_tokens=tokens)
+        encoder = os.environ.get("LABEEB_BENCH_ENCODER", "torch")  # python -m benchmarks --encoder
+        config = VisionConfig(model=model_dir, max_new_tokens=tokens, encoder=encoder)
         self.vision = VisionProcessor(config, {"transformers": TransformersBackend})
         self.backend = self.vision.backend()
 

@@ -73,8 +73,8 @@ class VisionConfig(_Section):
     max_new_tokens: int = Field(256, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     engine: Literal["fast", "plain"] = "fast"
-    encoder: Literal["auto", "torch", "openvino"] = Field(
-        "auto", description="what runs the vision encoder with engine = fast; auto = OpenVINO when installed, for bf16 on the CPU"
+    encoder: Literal["torch", "openvino"] = Field(
+        "torch", description="what runs the vision encoder with engine = fast (openvino: faster per tile, more memory)"
     )
     preprocess: PreprocessConfig = PreprocessConfig()
     openai: OpenAIBackendConfig = OpenAIBackendConfig()

@@ -3,13 +3,15 @@
 Measured on a 2-core AMD EPYC with AVX512-BF16 and no AMX, one 512 px tile, median of 6
 interleaved runs: torch bf16 1.21 s, OpenVINO 2026.4 0.76 s (its CPU plugin runs bf16 on such
 CPUs by default). Against an fp32 encoder the features agree to cosine 0.99995, as torch's
-bf16 encoder's do; ``python -m benchmarks.drift`` reports the logits.
+bf16 encoder's do; ``python -m benchmarks.drift`` reports the logits. The price is memory:
+OpenVINO keeps its own repacked weights and buffers, ~450 MB more at peak than torch's encoder
+in the benchmark, which is why it is opt-in (``vision.encoder = "openvino"``).
 
 The encoder is converted from the loaded model once (about 30 s for SmolVLM-256M) and saved
-as OpenVINO IR in the cache directory under a key made of the model's files, so later starts
-only compile it (under a second). It takes whole tiles, which is what SmolVLM's processor
-makes; a tile with padded patches goes through torch's encoder. OpenVINO is optional: ``pip install openvino``;
-``vision.encoder = "auto"`` uses it when it is installed and a bf16 model runs on the CPU.
+as OpenVINO IR (weights in fp16, which holds bf16 weights exactly, except magnitudes below
+6e-5) in the cache directory under a key made of the model's files, so later starts only
+compile it (under a second). It takes whole tiles, which is what SmolVLM's processor makes; a
+tile with padded patches goes through torch's encoder. OpenVINO is optional: ``pip install openvino``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 log = logging.getLogger("labeeb.vision")
-FORMAT = 1  # bump when what is exported changes
+FORMAT = 2  # bump when what is exported changes
 
 
 def available() -> bool:
@@ -113,8 +115,10 @@ class OpenVinoEncoder:
         precision = "f32" if self.dtype == torch.float32 else "bf16"
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             precision = "f32"
+        # No thread pinning: pinned, the calling thread kept torch's decode threads on one core.
         self.compiled = core.compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                              "INFERENCE_PRECISION_HINT": precision})
+                                                              "INFERENCE_PRECISION_HINT": precision,
+                                                              "ENABLE_CPU_PINNING": False})
         self._lock = threading.Lock()  # one inference at a time, like the torch encoder
 
     def _export(self, model: Any, path: Path) -> None:
@@ -131,7 +135,7 @@ class OpenVinoEncoder:
             del module
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.xml")
-        ov.save_model(converted, str(partial), compress_to_fp16=False)
+        ov.save_model(converted, str(partial), compress_to_fp16=True)  # half the file and memory
         partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
         partial.replace(path)  # the .xml last: its presence means the pair is complete
 

@@ -5,7 +5,6 @@ torch and transformers are imported in ``load()``, never at import time.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from pathlib import Path
@@ -18,8 +17,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from labeeb.config import VisionConfig
-
-log = logging.getLogger("labeeb.vision")
 
 
 def resolve_device(requested: str) -> str:
@@ -109,26 +106,22 @@ class TransformersBackend:
             self.engine = Engine(self.model, self.processor, self.device, encoder=self._encoder())
 
     def _encoder(self) -> Any:
-        """The OpenVINO vision encoder where configured (or, with "auto", where it can run)."""
-        import torch
-
+        """The OpenVINO vision encoder when ``vision.encoder = "openvino"``, else None (torch's)."""
         from labeeb.vision import openvino_encoder
 
-        wanted = self.config.encoder
-        measured = self.device == "cpu" and self.dtype == torch.bfloat16  # where it was measured faster
-        if wanted == "torch" or (wanted == "auto" and not (measured and openvino_encoder.available())):
+        if self.config.encoder != "openvino":
             return None
         if not openvino_encoder.available():
             raise ModelUnavailableError('vision.encoder = "openvino" needs OpenVINO: pip install openvino '
-                                        '(or set vision.encoder = "auto" or "torch")')
+                                        '(or set vision.encoder = "torch")')
+        if self.device != "cpu":
+            raise ModelUnavailableError(f'vision.encoder = "openvino" runs on the CPU, but the model is on {self.device}; '
+                                        'set vision.encoder = "torch" (or vision.device = "cpu")')
         try:
             return openvino_encoder.OpenVinoEncoder(self.model)
-        except Exception as exc:  # conversion or compilation failed: the torch encoder still works
-            message = f"the OpenVINO vision encoder could not be prepared ({exc.__class__.__name__}: {exc})"
-            if wanted == "openvino":
-                raise ModelUnavailableError(message) from None
-            log.warning("%s; using torch's", message)
-            return None
+        except Exception as exc:  # conversion or compilation failed
+            raise ModelUnavailableError(f"the OpenVINO vision encoder could not be prepared "
+                                        f"({exc.__class__.__name__}: {exc}); set vision.encoder = \"torch\"") from None
 
     def prepare(self, request: VisionRequest) -> Any:
         prompt = self.processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
