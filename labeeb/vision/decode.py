@@ -3,20 +3,18 @@
 A decode step of ``model.generate`` on a 2-core CPU spends much of its time around the
 arithmetic. Measured with SmolVLM-256M in bf16 and a 900-token screenshot prompt, one step
 took ~100 ms: 48 ms in matrix-vector products, 26 ms in attention, 12 ms re-concatenating the
-whole key/value cache, the rest in per-layer bookkeeping. Two fixes, ~50 ms a step:
+whole key/value cache, the rest in per-layer bookkeeping. Two fixes, ~55-60 ms a step:
 
 - ``GrowingLayer``: the key/value cache is written in place into a buffer with room for the
   answer, so a step appends one position instead of copying the cache;
 - ``Decoder.step``: one lean pass over the layers for a single new token (no mask building,
-  no keyword plumbing), the same operations as the transformers Llama code, with attention
-  over grouped query heads.
+  no keyword plumbing), the same operations as the transformers Llama code.
+
+A step computes exactly what ``generate`` computes, in fp32 and in bf16 (the tests check the
+tokens; ``python -m benchmarks.drift`` compares the bf16 logits bit for bit).
 
 (Reordering the bf16 weights into oneDNN's blocked layout made the matrix-vector products
 ~2x faster with the same numbers, but kept both copies resident: +230 MB, so it is not done.)
-
-In fp32 a step computes exactly what ``generate`` computes (the tests check the tokens). In
-bf16 the grouped attention call can differ from ``generate``'s in the last bit now and then;
-``python -m benchmarks.drift`` reports the logit drift against the reference.
 """
 
 from __future__ import annotations
@@ -82,8 +80,6 @@ class Decoder:
     """One new token through a Llama-style text model, appending to a ``new_cache`` cache."""
 
     def __init__(self, text_model: Any, lm_head: Any, embeddings: Any) -> None:
-        import torch
-
         self.text_model, self.lm_head, self.embeddings = text_model, lm_head, embeddings
         attention = text_model.layers[0].self_attn
         self.heads = text_model.config.num_attention_heads
@@ -94,14 +90,12 @@ class Decoder:
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
         from transformers.models.llama.modeling_llama import eager_attention_forward
 
-        implementation = text_model.config._attn_implementation
-        self.attend = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-        # transformers' sdpa path gives SDPA all query heads with enable_gqa=True. In bf16 on CPU
-        # that one-row-per-head call is slow (0.55 ms per layer at 1000 positions); with the
-        # query heads as rows of their key/value group it takes 0.13 ms and returns the same
-        # numbers in 29 of 30 checks (the rest differ in the last bit). In fp32 the one-row
-        # call is fast already, and kept: fp32 steps stay bit-exact.
-        self.grouped = implementation == "sdpa" and text_model.dtype in (torch.bfloat16, torch.float16)
+        # Attention through the very function the model's layers call. (Giving SDPA the query
+        # heads grouped per key/value head is 4x faster in bf16 on CPU, 0.13 against 0.55 ms a
+        # layer at 1000 positions, but differs in the last bit now and then, which changed
+        # greedy answers in the benchmark; answers must not change, so it is not done.)
+        self.attend = ALL_ATTENTION_FUNCTIONS.get_interface(text_model.config._attn_implementation,
+                                                            eager_attention_forward)
 
     @staticmethod
     def supports(text_model: Any) -> bool:
@@ -118,7 +112,6 @@ class Decoder:
     def step(self, token: int, cache: Any, position: int) -> torch.Tensor:
         """Float logits (vocab,) for ``token`` at ``position``; ``cache`` holds positions before it."""
         import torch
-        import torch.nn.functional as F
 
         model = self.text_model
         hidden = self.embeddings(torch.tensor([[token]], device=self.embeddings.weight.device))
@@ -136,11 +129,7 @@ class Decoder:
             k = rope(attention.k_proj(x).view(1, 1, self.kv_heads, self.head_dim).transpose(1, 2))
             v = attention.v_proj(x).view(1, 1, self.kv_heads, self.head_dim).transpose(1, 2)
             keys, values = cache.layers[index].update(k, v)
-            if self.grouped:  # one query: its heads as the rows of their key/value group
-                out = F.scaled_dot_product_attention(q.view(1, self.kv_heads, -1, self.head_dim), keys, values,
-                                                     scale=self.scaling)
-            else:
-                out, _ = self.attend(attention, q, keys, values, None, dropout=0.0, scaling=self.scaling)
+            out, _ = self.attend(attention, q, keys, values, None, dropout=0.0, scaling=self.scaling)
             hidden = hidden + attention.o_proj(out.reshape(1, 1, self.heads * self.head_dim))
             x = layer.post_attention_layernorm(hidden)
             hidden = hidden + mlp.down_proj(mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x))
