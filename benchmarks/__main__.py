@@ -43,9 +43,10 @@ def model_dir(path: str | None) -> str:
     return str(cache)
 
 
-def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int, encoder: str = "torch") -> dict:
+def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int, encoder: str = "torch",
+               grouped: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "LABEEB_BENCH_ENCODER": encoder}
+           "LABEEB_BENCH_ENCODER": encoder, "LABEEB_BENCH_GROUPED": "1" if grouped else "0"}
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.worker", variant, scenario, model, str(runs), str(tokens)],
         capture_output=True, text=True, env=env, cwd=HERE.parent,
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="*", default=SCENARIOS, choices=SCENARIOS)
     parser.add_argument("--encoder", default="torch", choices=["torch", "openvino"],
                         help="Labeeb's vision.encoder (openvino: pip install openvino)")
+    parser.add_argument("--grouped-attention", action="store_true", help="Labeeb's vision.grouped_attention = true")
     parser.add_argument("--out", default=str(HERE / "results"), help="where latest.json and latest.png go")
     args = parser.parse_args()
 
@@ -90,14 +92,14 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {scenario}: reference ...", file=sys.stderr, flush=True)
         ref = run_worker("reference", scenario, model, args.runs, args.tokens)
         print(f"[{time.strftime('%H:%M:%S')}] {scenario}: labeeb ...", file=sys.stderr, flush=True)
-        lab = run_worker("labeeb", scenario, model, args.runs, args.tokens, args.encoder)
+        lab = run_worker("labeeb", scenario, model, args.runs, args.tokens, args.encoder, args.grouped_attention)
         results[scenario] = summarise(ref, lab)
 
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "model": "SmolVLM-256M-Instruct architecture, random weights",
-        "runs": args.runs, "tokens": args.tokens, "encoder": args.encoder, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
+        "runs": args.runs, "tokens": args.tokens, "encoder": args.encoder, "grouped_attention": args.grouped_attention, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
         "results": results,
     }
     out = Path(args.out)

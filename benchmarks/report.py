@@ -59,7 +59,8 @@ def markdown(report: dict, targets: dict) -> str:
     lines = [
         f"Measured on {machine['cores']} cores ({machine['platform']}, Python {machine['python']}); "
         f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs; "
-        f"Labeeb's vision encoder: {report.get('encoder', 'torch')}. "
+        f"Labeeb's vision encoder: {report.get('encoder', 'torch')}, grouped attention: "
+        f"{'on' if report.get('grouped_attention') else 'off'}. "
         "Ratios are Labeeb / reference from the same run.",
         "",
         "| scenario | time to first token | total | decode tokens/s | peak memory | same tokens |",

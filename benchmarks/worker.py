@@ -81,7 +81,8 @@ class Labeeb(Asker):
         # The answer cache stays on (it is part of Labeeb) but no scenario asks the same
         # question about the same picture twice, so it never answers here.
         encoder = os.environ.get("LABEEB_BENCH_ENCODER", "torch")  # python -m benchmarks --encoder
-        config = VisionConfig(model=model_dir, max_new_tokens=tokens, encoder=encoder)
+        grouped = os.environ.get("LABEEB_BENCH_GROUPED") == "1"  # --grouped-attention
+        config = VisionConfig(model=model_dir, max_new_tokens=tokens, encoder=encoder, grouped_attention=grouped)
         self.vision = VisionProcessor(config, {"transformers": TransformersBackend})
         self.backend = self.vision.backend()
 

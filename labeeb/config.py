@@ -76,6 +76,9 @@ class VisionConfig(_Section):
     encoder: Literal["torch", "openvino"] = Field(
         "torch", description="what runs the vision encoder with engine = fast (openvino: faster per tile, more memory)"
     )
+    grouped_attention: bool = Field(
+        False, description="decode attention with grouped query heads: ~1.5x faster new tokens, bf16 answers may differ"
+    )
     preprocess: PreprocessConfig = PreprocessConfig()
     openai: OpenAIBackendConfig = OpenAIBackendConfig()
     cache: AnswerCacheConfig = AnswerCacheConfig()

@@ -23,9 +23,9 @@ def transformers_steps(model, ids, tokens):
     return logits
 
 
-def decoder_steps(model, ids, tokens):
+def decoder_steps(model, ids, tokens, grouped=False):
     text = model.model.text_model
-    decoder = Decoder(text, model.lm_head, model.get_input_embeddings())
+    decoder = Decoder(text, model.lm_head, model.get_input_embeddings(), grouped=grouped)
     cache = new_cache(model.config, reserve=2)  # smaller than the answer: the buffer must grow
     out = text(input_ids=ids, past_key_values=cache, use_cache=True)
     logits = [model.lm_head(out.last_hidden_state[:, -1:]).float()[0, -1]]
@@ -50,6 +50,14 @@ def test_step_is_exact_in_bf16(tiny_model_dir):
     with torch.inference_mode():
         for expected, got in zip(transformers_steps(model, ids, tokens), decoder_steps(model, ids, tokens)):
             assert torch.equal(expected, got)
+
+
+def test_grouped_attention_stays_within_the_stated_bound(tiny_model_dir):
+    model = load(tiny_model_dir, torch.bfloat16)
+    ids, tokens = torch.arange(5, 80)[None], [7, 300, 12, 4000, 9, 9]
+    with torch.inference_mode():
+        for expected, got in zip(transformers_steps(model, ids, tokens), decoder_steps(model, ids, tokens, grouped=True)):
+            assert torch.nn.functional.cosine_similarity(expected, got, dim=0) >= 0.999
 
 
 def test_cache_grows_in_place_and_keeps_every_position(tiny_model_dir):

@@ -108,6 +108,7 @@ class Engine:
         image_cache_size: int = 2,
         encode_batch: int = 2,
         encoder: Any = None,
+        grouped_attention: bool = False,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -128,7 +129,8 @@ class Engine:
         from labeeb.vision.fast_images import FastImageProcessor, supported
 
         text_model = model.model.text_model
-        self.decoder = Decoder(text_model, model.lm_head, model.get_input_embeddings()) if Decoder.supports(text_model) else None
+        self.decoder = (Decoder(text_model, model.lm_head, model.get_input_embeddings(), grouped=grouped_attention)
+                        if Decoder.supports(text_model) else None)
 
         self._fast_images = FastImageProcessor(processor.image_processor) if supported(processor.image_processor) else None
         config = model.config

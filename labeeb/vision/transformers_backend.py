@@ -103,7 +103,8 @@ class TransformersBackend:
         if self.config.engine == "fast":
             from labeeb.vision.engine import Engine
 
-            self.engine = Engine(self.model, self.processor, self.device, encoder=self._encoder())
+            self.engine = Engine(self.model, self.processor, self.device, encoder=self._encoder(),
+                                 grouped_attention=self.config.grouped_attention)
 
     def _encoder(self) -> Any:
         """The OpenVINO vision encoder when ``vision.encoder = "openvino"``, else None (torch's)."""
