@@ -4,8 +4,8 @@ Measured on a 2-core AMD EPYC with AVX512-BF16 and no AMX, one 512 px tile, medi
 interleaved runs: torch bf16 1.21 s, OpenVINO 2026.4 0.76 s (its CPU plugin runs bf16 on such
 CPUs by default). Against an fp32 encoder the features agree to cosine 0.99995, as torch's
 bf16 encoder's do; ``python -m benchmarks.drift`` reports the logits. The price is memory:
-OpenVINO keeps its own repacked weights and buffers, ~450 MB more at peak than torch's encoder
-in the benchmark, which is why it is opt-in (``vision.encoder = "openvino"``).
+OpenVINO keeps its own repacked weights and buffers, 150-450 MB more at peak than torch's
+encoder in the benchmark, which is why it is opt-in (``vision.encoder = "openvino"``).
 
 The encoder is converted from the loaded model once (about 30 s for SmolVLM-256M) and saved
 as OpenVINO IR (weights in fp16, which holds bf16 weights exactly, except magnitudes below
