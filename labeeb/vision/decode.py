@@ -86,7 +86,6 @@ class Decoder:
         self.kv_heads = text_model.config.num_key_value_heads
         self.head_dim = attention.head_dim
         self.scaling = attention.scaling
-        # The attention function the model's own layers call, so a step attends exactly as they do.
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
         from transformers.models.llama.modeling_llama import eager_attention_forward
 

@@ -12,7 +12,9 @@ Three caches, each keyed by content so a different image can never hit:
 Generation is a plain greedy (or sampled) loop that computes logits for the last position
 only; the prompt is prefilled by the transformers model itself, each new token by
 ``labeeb.vision.decode.Decoder`` (a lean step over a key/value cache that grows in place).
-In fp32 it computes exactly what ``model.generate`` computes, caches on or off.
+It computes exactly what ``model.generate`` computes, bit for bit in bf16 too, except where a
+reused key/value prefix is extended in bf16 (rounding; reported by benchmarks.drift) and with
+the opt-in grouped attention.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class PreparedImages:
 
 @dataclass
 class _Prefix:
-    inputs: torch.Tensor  # (seq,) what the cache holds: token ids, image tokens as tile codes
+    inputs: torch.Tensor  # (seq,) what the cache holds: token ids, image tokens as the images' code
     cache: Any  # DynamicCache
 
 
@@ -221,8 +223,6 @@ class Engine:
         whose rounding can change the greedy tokens; a changed picture reuses its unchanged
         tiles' features instead, which is exact.)
         """
-        import torch
-
         inputs = ids.clone()
         if prepared is not None:
             inputs[ids == self.image_token_id] = -1 - int(prepared.key[:15], 16)
