@@ -1,5 +1,6 @@
 """The fast decode step computes what transformers computes; the cache grows in place."""
 
+import pytest
 import torch
 from transformers import AutoModelForImageTextToText, DynamicCache
 
@@ -35,17 +36,10 @@ def decoder_steps(model, ids, tokens, grouped=False):
     return logits
 
 
-def test_step_is_exact_in_fp32(tiny_model_dir):
-    model = load(tiny_model_dir, torch.float32)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_step_is_exact(tiny_model_dir, dtype):
+    model = load(tiny_model_dir, dtype)
     assert Decoder.supports(model.model.text_model)
-    ids, tokens = torch.arange(5, 80)[None], [7, 300, 12, 4000, 9, 9]
-    with torch.inference_mode():
-        for expected, got in zip(transformers_steps(model, ids, tokens), decoder_steps(model, ids, tokens)):
-            assert torch.equal(expected, got)
-
-
-def test_step_is_exact_in_bf16(tiny_model_dir):
-    model = load(tiny_model_dir, torch.bfloat16)
     ids, tokens = torch.arange(5, 80)[None], [7, 300, 12, 4000, 9, 9]
     with torch.inference_mode():
         for expected, got in zip(transformers_steps(model, ids, tokens), decoder_steps(model, ids, tokens)):

@@ -100,14 +100,14 @@ class Decoder:
     @staticmethod
     def supports(text_model: Any) -> bool:
         config = getattr(text_model, "config", None)
-        if getattr(config, "model_type", None) not in ("llama", "smollm3") or not hasattr(text_model, "rotary_emb"):
+        if getattr(config, "model_type", None) != "llama" or not hasattr(text_model, "rotary_emb"):
             return False
         if getattr(config, "hidden_act", None) != "silu" or getattr(config, "sliding_window", None):
             return False
         layer = text_model.layers[0]
         return all(hasattr(layer.self_attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj", "scaling")) and all(
             hasattr(layer.mlp, n) for n in ("gate_proj", "up_proj", "down_proj")
-        ) and not getattr(config, "no_rope_layers", None)
+        )
 
     def step(self, token: int, cache: Any, position: int) -> torch.Tensor:
         """Float logits (vocab,) for ``token`` at ``position``; ``cache`` holds positions before it."""
