@@ -32,5 +32,7 @@ def test_same_pixels_mask_and_layout(image_processor, sizes):
     assert torch.equal(got["pixel_values"], expected["pixel_values"])
     assert torch.equal(got["pixel_attention_mask"], expected["pixel_attention_mask"])
     assert (got["rows"], got["cols"]) == (expected["rows"], expected["cols"])
-    in_bf16 = fast(images, dtype=torch.bfloat16)["pixel_values"]
-    assert torch.equal(in_bf16, expected["pixel_values"].to(torch.bfloat16))
+    compact = fast(images, dtype=torch.bfloat16, mask_dtype=torch.bool)
+    assert torch.equal(compact["pixel_values"], expected["pixel_values"].to(torch.bfloat16))
+    assert compact["pixel_attention_mask"].dtype == torch.bool
+    assert torch.equal(compact["pixel_attention_mask"], expected["pixel_attention_mask"].bool())

@@ -99,11 +99,13 @@ class FastImageProcessor:
         frames.append(image.resize((self.tile, self.tile), PILImage.Resampling.LANCZOS))
         return frames, rows, cols
 
-    def __call__(self, images: list[Image], dtype: Any = None) -> dict[str, Any]:
+    def __call__(self, images: list[Image], dtype: Any = None, mask_dtype: Any = None) -> dict[str, Any]:
         """Like ``image_processor([images], return_tensors="pt", return_row_col_info=True)``.
 
         With ``dtype`` (the model's), pixel values are stored in it tile by tile, exactly as
         ``.to(dtype)`` on the float32 result would, without the float32 copy of every tile.
+        ``mask_dtype=torch.bool`` keeps the mask in an eighth of int64's memory (27 MB for a
+        13-tile screenshot); the model reads either the same way.
         """
         import torch
 
@@ -116,7 +118,7 @@ class FastImageProcessor:
         height = max(f.height for f in frames)
         width = max(f.width for f in frames)
         pixel_values = torch.zeros((1, len(frames), 3, height, width), dtype=dtype or torch.float32)
-        mask = torch.zeros((1, len(frames), height, width), dtype=torch.int64)
+        mask = torch.zeros((1, len(frames), height, width), dtype=mask_dtype or torch.int64)
         tile = np.zeros((3, height, width), dtype=np.float32)
         for i, frame in enumerate(frames):
             array = np.asarray(frame)  # (h, w, 3) uint8
