@@ -73,6 +73,11 @@ class Assistant:
 
     # -- handling a command ----------------------------------------------------------------
 
+    def command_coming(self, arrived: threading.Event) -> None:
+        """The user started speaking: plugins may start on what the command will need
+        (``command_coming`` hook) until ``arrived`` is set."""
+        self.host.command_coming(self, arrived)
+
     def route(self, text: str, command: Command | None = None) -> Route:
         """Route ``text``; with the ``command``, skills whose ``applies`` says no are skipped."""
         command = command or Command(text)

@@ -143,6 +143,7 @@ class ScreenConfig(_Section):
     change_threshold: int = Field(32, ge=1, le=255, description="per-pixel difference that counts")
     change_min_pixels: int = Field(80, ge=1, description="smaller changes are noise")
     ignore_regions: list[str] = Field(default_factory=list)
+    look_while_listening: bool = Field(True, description="encode the screen while a voice command is spoken")
 
     _check_rects = field_validator("monitors", "exclude_regions", "ignore_regions", mode="before")(_rects)
 

@@ -114,13 +114,14 @@ class ThreadWatch:
 
     Threads started from Labeeb's plugin threads are daemon threads unless the plugin says
     otherwise: they die with the process but still run on (a leak). Only ``labeeb_startup``
-    may leave daemon threads behind: that is where background work is meant to begin.
+    and ``command_coming`` may leave daemon threads behind: that is where background work is
+    meant to begin.
     """
 
     def __init__(self, plugin: str, fn: Callable[..., Any]) -> None:
         self.plugin = plugin
         self.owner = getattr(fn, "__module__", None) or ""
-        self.daemons_allowed = getattr(fn, "__name__", "") == "labeeb_startup"
+        self.daemons_allowed = getattr(fn, "__name__", "") in ("labeeb_startup", "command_coming")
         self.before = set(threading.enumerate())
 
     def stragglers(self, grace: float = 0.2) -> list[threading.Thread]:

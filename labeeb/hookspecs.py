@@ -7,6 +7,7 @@ happens on a name clash. Each hook is documented in ``docs/plugins.md`` (a test 
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Callable
 
 import pluggy
@@ -64,6 +65,20 @@ def labeeb_shutdown(assistant: Assistant) -> None:
     """Called once when the assistant stops; release what ``labeeb_startup`` took.
 
     :param assistant: the running assistant.
+    """
+
+
+@hookspec
+def command_coming(assistant: Assistant, arrived: threading.Event) -> None:
+    """A command is on its way but its words are not known yet: the user started speaking.
+
+    A plugin may start, on a thread of its own, work the command will likely need (the
+    screen plugin encodes the screen, so a question about it is answered sooner). Return at
+    once. The work must only warm caches, never act or answer, and should stop when
+    ``arrived`` is set: the command is then known and the CPU is needed for it.
+
+    :param assistant: the running assistant.
+    :param arrived: set when the command arrives (the utterance ended) or never will.
     """
 
 

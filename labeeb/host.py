@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Callable
@@ -243,6 +244,16 @@ class PluginHost:
 
     def shutdown(self, assistant: Assistant) -> None:
         self._each("labeeb_shutdown", assistant=assistant)
+
+    def command_coming(self, assistant: Assistant, arrived: threading.Event) -> None:
+        """Tell plugins a command is coming; one that fails here is logged, not disabled
+        (the command itself has not been affected)."""
+        for impl in list(self.pm.hook.command_coming.get_hookimpls()):
+            try:
+                call_with_timeout(impl.function, self.settings.hook_timeout, assistant=assistant, arrived=arrived,
+                                  name=impl.plugin_name)
+            except Exception as exc:
+                log.warning("plugin %r command_coming failed: %s", impl.plugin_name, describe(exc))
 
     def process_reply(self, reply: Reply, command: Command) -> Reply:
         for impl in list(self.pm.hook.process_reply.get_hookimpls()):

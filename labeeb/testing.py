@@ -17,6 +17,7 @@ the model behind it is replaced.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -52,6 +53,7 @@ class FakeVision:
         self.model_id = "fake-vision"
         self.concurrent = False
         self.loads = 0
+        self.looks: list[tuple[list[Image], bool]] = []  # (images, whether the command had arrived)
 
     # the factory the host registers; the config is not needed
     def __call__(self, config: VisionConfig) -> FakeVision:
@@ -59,6 +61,11 @@ class FakeVision:
 
     def load(self) -> None:
         self.loads += 1
+
+    def look(self, images: list[Image], until: threading.Event) -> int:
+        """Records what it was shown ahead of a question (``VisionProcessor.look``)."""
+        self.looks.append((list(images), until.is_set()))
+        return len(images)
 
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
         self.requests.append(request)

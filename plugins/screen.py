@@ -10,7 +10,9 @@ own choice of area. What was captured is added to the reply's ``data["screenshot
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from labeeb.hookspecs import hookimpl
 from labeeb.messages import Reply
@@ -23,6 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: What this plugin can reach (`labeeb plugins`): screenshots (the [screen] privacy settings apply).
 REACHES: list[str] = ["screen"]
 
+
+log = logging.getLogger("labeeb.screen")
 
 #: Where a handler leaves what it captured for ``process_reply`` (per command).
 CAPTURED = "screen.captured"
@@ -195,6 +199,29 @@ def register_skills(register: Callable[[Skill], None]) -> None:
             _NOT_FEEDBACK + r".*\btake an? (screenshot|screen shot|screen grab)\b",
         ],
     ))
+
+
+@hookimpl
+def command_coming(assistant: Any, arrived: threading.Event) -> None:
+    """Look while the user speaks: the screen's tiles are encoded while the question is still
+    being asked, so "what's on my screen?" starts with them cached. Only with a loaded local
+    model (``VisionProcessor.look``) and ``screen.look_while_listening``."""
+    if assistant.settings.screen.look_while_listening and assistant.vision.loaded:
+        threading.Thread(target=_look, args=(assistant, arrived), name="labeeb-screen-look", daemon=True).start()
+
+
+def _look(assistant: Any, arrived: threading.Event) -> None:
+    from labeeb.screen import Target, open_screen
+
+    try:
+        config = assistant.settings.screen
+        # The same area and redaction a plain screen question captures; the screenshot is
+        # not remembered and not shown: only the vision cache sees it.
+        shot = open_screen(config).grab(Target.from_options({}, config), windows=True)
+        tiles = assistant.vision.look([shot.image], arrived)
+        log.debug("looked at %s while listening: %d tiles encoded", shot.label, tiles)
+    except Exception as exc:  # no screen, no display: the question will say so if it comes
+        log.debug("looking at the screen while listening failed: %s", exc)
 
 
 @hookimpl

@@ -63,12 +63,50 @@ def test_fresh_follow_up_changed_and_history_match_reference(parts):
         assert stats.completion_tokens == 10
         seen.append(engine.last)
     fresh, follow_up, changed, history, _ = seen
-    assert fresh.tiles_encoded == 13 and fresh.prefix_reused == 0
+    # Identical tiles (the screen's blank right side) are encoded once, and the answer is the same.
+    unique = len(set(Engine(model, processor).prepare_images([screen()]).tile_keys))
+    assert unique < 13
+    assert (fresh.tiles_encoded, fresh.tiles_reused) == (unique, 13 - unique) and fresh.prefix_reused == 0
     # follow-up on the same screen: no image work at all, only the new question is prefilled
     assert follow_up.images_reused and follow_up.tiles_encoded == 0 and follow_up.prefilled < 15
     # one window changed: only the tiles it touches are encoded again
     assert 0 < changed.tiles_encoded < 6 and changed.tiles_reused == 13 - changed.tiles_encoded
     assert history.images_reused and history.tiles_encoded == 0
+
+
+class SetAfter:
+    """An ``until`` event that reads as set after ``checks`` looks (a question arriving)."""
+
+    def __init__(self, checks):
+        self.checks, self.calls = checks, 0
+
+    def is_set(self):
+        self.calls += 1
+        return self.calls > self.checks
+
+
+def test_looking_ahead_warms_tiles_and_keeps_the_answer_exact(parts):
+    model, processor = parts
+    request = VisionRequest("What is on my screen?", [screen()], max_new_tokens=10)
+    expected = reference(model, processor, request)
+    engine = Engine(model, processor)
+    unique = len(set(engine.prepare_images([screen()]).tile_keys))  # blank tiles are alike
+    assert engine.look([screen()], threading.Event()) == unique
+    assert engine.look([screen()], threading.Event()) == 0  # all cached already
+    text, _ = ask(engine, processor, request)
+    assert text == expected
+    assert engine.last.images_reused and engine.last.tiles_encoded == 0 and engine.last.tiles_reused == 13
+
+    # The question arrives after two tiles: it encodes the others itself, same answer.
+    engine = Engine(model, processor)
+    assert engine.look([screen()], SetAfter(3)) == 2
+    assert ask(engine, processor, request)[0] == expected
+    assert (engine.last.tiles_encoded, engine.last.tiles_reused) == (unique - 2, 13 - unique + 2)
+
+    arrived = threading.Event()
+    arrived.set()
+    assert Engine(model, processor).look([screen()], arrived) == 0
+    assert Engine(model, processor, cache_tiles=False).look([screen()], threading.Event()) == 0
 
 
 def test_caches_off_is_plain_generate(parts):

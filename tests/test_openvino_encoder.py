@@ -71,6 +71,7 @@ def test_a_padded_tile_goes_to_torch(bf16_parts, tmp_path):
     prepared.pixel_attention_mask = prepared.pixel_attention_mask.clone()
     last = prepared.real[-1]
     prepared.pixel_attention_mask[0, last, 256:] = False  # as a padded view would be
+    prepared.tile_keys = [None] * len(prepared.real)  # every tile encoded (no cache, alike ones too)
     with torch.inference_mode():
         features = engine.image_features(prepared)
     assert Recording.calls == len(prepared.real) - 1

@@ -38,6 +38,18 @@ def test_generate_streams_and_counts_real_tokens(tiny_model_dir):
     assert stream.timings.load is not None
 
 
+def test_looking_ahead_never_loads_the_model_and_warms_the_loaded_one(tiny_model_dir):
+    vision = processor_for(tiny_model_dir)
+    assert vision.look([photo()], threading.Event()) == 0 and not vision.loaded
+    vision.backend()
+    tiles = vision.look([photo()], threading.Event())
+    assert tiles > 0
+    stream = vision.stream("describe this", [photo()])
+    list(stream)
+    engine = vision.backend().engine
+    assert engine.last.tiles_encoded == 0 and engine.last.tiles_reused >= tiles  # alike tiles encoded once
+
+
 def test_greedy_is_deterministic_and_text_only_works(tiny_model_dir):
     vision = processor_for(tiny_model_dir)
     first = vision.generate("describe this", [photo()])

@@ -1,4 +1,9 @@
-"""The small protocol every vision backend follows, and what flows through it."""
+"""The small protocol every vision backend follows, and what flows through it.
+
+A backend may also have ``look(images, until) -> int``: encode pictures ahead of a question
+about them (until ``until`` is set), warming only caches. The in-process transformers backend
+has it; remote backends do not, so nothing is sent anywhere before a question is asked.
+"""
 
 from __future__ import annotations
 

@@ -189,33 +189,79 @@ class Engine:
         """(tiles * tokens_per_tile, hidden) features of the real (non-padding) tiles."""
         import torch
 
-        pixel_values = prepared.pixel_values[0]
-        mask = prepared.pixel_attention_mask[0] if prepared.pixel_attention_mask is not None else None
         features: dict[int, torch.Tensor] = {}
         for i, key in zip(prepared.real, prepared.tile_keys):
             hit = self._tiles.get_fresh(key) if key is not None else None
             if hit is not None:
                 features[i] = hit
         missing = [i for i in prepared.real if i not in features]
-        for start in range(0, len(missing), self.encode_batch):
-            index = torch.tensor(missing[start : start + self.encode_batch])
-            tile_mask = mask[index] if mask is not None else None
-            if self.encoder is not None and self.encoder.accepts(tile_mask):
-                encoded = self.encoder.encode(pixel_values[index])
-            else:
-                out = self.model.model.get_image_features(
-                    pixel_values[index][None].to(self.device),
-                    tile_mask[None].to(self.device) if tile_mask is not None else None,
-                ).pooler_output
-                encoded = torch.cat(list(out), dim=0).view(len(index), -1, out[0].shape[-1])
-            for position, i in enumerate(index.tolist()):
-                features[i] = encoded[position]
-                key = prepared.tile_keys[prepared.real.index(i)]
+        # Identical tiles (the blank parts of a screen) are encoded once: same pixels, same
+        # kernels, so the same features bit for bit.
+        keys = dict(zip(prepared.real, prepared.tile_keys))
+        first: dict[str, int] = {}
+        todo = []
+        for i in missing:
+            key = keys[i]
+            if key is None or key not in first:
+                todo.append(i)
                 if key is not None:
-                    self._tiles.put(key, encoded[position])
-        self.last.tiles_encoded += len(missing)
-        self.last.tiles_reused += len(prepared.real) - len(missing)
+                    first[key] = i
+        for start in range(0, len(todo), self.encode_batch):
+            features.update(self._encode_tiles(prepared, todo[start : start + self.encode_batch]))
+        for i in missing:
+            if i not in features:
+                features[i] = features[first[keys[i]]]
+        self.last.tiles_encoded += len(todo)
+        self.last.tiles_reused += len(prepared.real) - len(todo)
         return torch.cat([features[i] for i in prepared.real], dim=0)
+
+    def _encode_tiles(self, prepared: PreparedImages, tiles: list[int]) -> dict[int, torch.Tensor]:
+        """Features of these tiles (indices into the prepared pixels), also kept in the tile cache."""
+        import torch
+
+        index = torch.tensor(tiles)
+        pixel_values = prepared.pixel_values[0][index]
+        mask = prepared.pixel_attention_mask[0][index] if prepared.pixel_attention_mask is not None else None
+        if self.encoder is not None and self.encoder.accepts(mask):
+            encoded = self.encoder.encode(pixel_values)
+        else:
+            out = self.model.model.get_image_features(
+                pixel_values[None].to(self.device), mask[None].to(self.device) if mask is not None else None
+            ).pooler_output
+            encoded = torch.cat(list(out), dim=0).view(len(tiles), -1, out[0].shape[-1])
+        features = {}
+        for position, i in enumerate(tiles):
+            features[i] = encoded[position]
+            key = prepared.tile_keys[prepared.real.index(i)]
+            if key is not None:
+                self._tiles.put(key, encoded[position])
+        return features
+
+    def look(self, images: list[Image], until: threading.Event) -> int:
+        """Encode ``images``' tiles ahead of a question about them, one tile at a time, until
+        all are cached or ``until`` is set (then after the tile in hand). Returns how many
+        tiles it encoded.
+
+        Only the image and tile caches are warmed, so a later question gets exactly the
+        answer it would have got without this; a question arriving meanwhile waits for at
+        most the one tile being encoded, then encodes whatever is still missing itself.
+        """
+        import torch
+
+        if not self.cache_tiles or until.is_set():
+            return 0
+        with self._lock, torch.inference_mode():
+            cached = self._images.get_fresh(image_key(images)) if self.cache_images else None
+            prepared = cached or self.prepare_images(images)  # (not counted as the last answer's reuse)
+        encoded = 0
+        for i, key in zip(prepared.real, prepared.tile_keys):
+            if until.is_set():
+                break
+            with self._lock, torch.inference_mode():
+                if key not in self._tiles:
+                    self._encode_tiles(prepared, [i])
+                    encoded += 1
+        return encoded
 
     # -- prefill with a reused key/value prefix ----------------------------------------------
 

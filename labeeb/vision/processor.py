@@ -194,6 +194,19 @@ class VisionProcessor:
     def generate(self, prompt: str, images: list[Image] | tuple[Image, ...] = (), **kw: Any) -> VisionResult:
         return self.stream(prompt, images, **kw).result()
 
+    def look(self, images: list[Image] | tuple[Image, ...], until: threading.Event) -> int:
+        """Start on ``images`` before the question about them is known (the user is still
+        speaking): their tiles are encoded into the backend's cache until ``until`` is set.
+
+        Answers stay exactly what they would be without it. Does nothing (returns 0) while
+        the model is not loaded (looking never loads it) or when the backend cannot look
+        ahead (remote backends: nothing leaves the machine before a question is asked).
+        """
+        look = getattr(self._backend, "look", None)
+        if look is None or until.is_set():
+            return 0
+        return int(look([preprocess(image, self.config.preprocess) for image in images], until))
+
 
 def _valid_text(text: str) -> str:
     """Lone surrogates (bytes that were not UTF-8, JSON "\\ud800") become "?": tokenizers refuse them."""

@@ -133,6 +133,10 @@ class TransformersBackend:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         return inputs
 
+    def look(self, images: list[Image], until: threading.Event) -> int:
+        """Encode ``images`` ahead of a question (``Engine.look``); 0 without the fast engine."""
+        return self.engine.look(images, until) if self.engine is not None else 0
+
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
         if self.engine is not None:
             prompt = self.processor.apply_chat_template(build_messages(request), add_generation_prompt=True)

@@ -100,6 +100,7 @@ class VoiceLoop:
         self.not_heard, self.barge_in, self.clock = not_heard, barge_in, clock
         self.on_transcript, self.on_chunk, self.on_turn = on_transcript, on_chunk, on_turn
         self._cancel: threading.Event | None = None  # the turn in flight
+        self._coming: threading.Event | None = None  # set when the utterance being spoken ends
         self.barge_ins = 0
 
     # -- one turn ------------------------------------------------------------------------
@@ -201,6 +202,18 @@ class VoiceLoop:
         if self.barge_in and busy:
             self.barge_ins += 1
             self.interrupt()
+        # Plugins may start on what the command will need while it is spoken (the screen
+        # plugin looks at the screen). On its own thread: a slow hook must not stall listening.
+        self._arrived()  # an earlier start that never became an utterance (a cough)
+        coming = self._coming = threading.Event()
+        threading.Thread(target=self.assistant.command_coming, args=(coming,), name="labeeb-command-coming",
+                         daemon=True).start()
+
+    def _arrived(self) -> None:
+        """The utterance being spoken ended (or never will): look-ahead work stops."""
+        if self._coming is not None:
+            self._coming.set()
+            self._coming = None
 
     def run(self, source: AudioSource, detector: EndpointDetector | PushToTalk) -> None:
         """Listen until the source ends or Ctrl-C; turns run in order on a worker thread."""
@@ -215,8 +228,10 @@ class VoiceLoop:
                     detector.reset()  # half-duplex: do not hear ourselves
                     continue
                 for utterance in detector.feed(block):
+                    self._arrived()
                     utterances.put(utterance)
             tail = detector.flush()
+            self._arrived()
             if tail is not None:
                 utterances.put(tail)
         except BaseException:  # Ctrl-C: stop the answer now, do not wait for queued turns
@@ -226,6 +241,7 @@ class VoiceLoop:
                 utterances.get_nowait()
             raise
         finally:
+            self._arrived()
             utterances.put(None)
             worker.join(timeout=5 if stopped else None)
             source.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -210,6 +211,57 @@ def test_a_spoken_screen_question_is_answered_on_a_real_x_screen(whisper, speech
     assert (turn.plugin, turn.skill, turn.error) == ("screen", "describe", False), turn.text
     assert turn.text == "The screen is empty and black."
     assert fake.requests and fake.requests[0].images[0].size == (1024, 768)  # the real screenshot
+
+
+def push_in_real_time(source, audio, block=0.25):
+    """Push ``audio`` as a microphone would deliver it, then end the source."""
+    step = int(16000 * block)
+    for start in range(0, len(audio), step):
+        source.push(audio[start : start + step])
+        time.sleep(block)
+    source.end()
+
+
+def test_the_screen_is_looked_at_while_the_question_is_spoken(whisper, speech, xvfb, monkeypatch):
+    """Speech starts: the screen plugin grabs the real (Xvfb) screen and shows it to the loaded
+    vision model before the words are known; the question then asks about the same pixels."""
+    from labeeb.testing import FakeVision, make_assistant
+
+    monkeypatch.setenv("DISPLAY", xvfb)
+    fake = FakeVision("The screen is empty and black.")
+    assistant = make_assistant(vision=fake)
+    assistant.vision.backend()  # looking ahead never loads a model: this one is loaded
+    source, turns = PushedSource(), []
+    loop = VoiceLoop(assistant, whisper, on_turn=turns.append)
+    feeder = threading.Thread(target=push_in_real_time,
+                              args=(source, np.concatenate([silence(0.5), speech("what is on my screen"), silence(1.0)])))
+    feeder.start()
+    loop.run(source, EndpointDetector())
+    feeder.join()
+    assert [(t.plugin, t.skill) for t in turns] == [("screen", "describe")]
+    assert len(fake.looks) == 1
+    (looked,), arrived_before = fake.looks[0]
+    assert not arrived_before  # it looked while the question was still being spoken
+    assert looked.size == (1024, 768) and looked.tobytes() == fake.requests[0].images[0].tobytes()
+
+
+def test_looking_while_listening_can_be_turned_off(whisper, speech, xvfb, monkeypatch):
+    from labeeb.config import Settings
+    from labeeb.testing import FakeVision, make_assistant
+
+    monkeypatch.setenv("DISPLAY", xvfb)
+    fake = FakeVision("fine")
+    settings = Settings()
+    settings.screen.look_while_listening = False
+    assistant = make_assistant(vision=fake, settings=settings)
+    assistant.vision.backend()
+    source, turns = PushedSource(), []
+    feeder = threading.Thread(target=push_in_real_time,
+                              args=(source, np.concatenate([speech("what is on my screen"), silence(1.0)])))
+    feeder.start()
+    VoiceLoop(assistant, whisper, on_turn=turns.append).run(source, EndpointDetector())
+    feeder.join()
+    assert [t.skill for t in turns] == ["describe"] and fake.requests and not fake.looks
 
 
 def test_brief_error_messages():
