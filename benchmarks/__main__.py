@@ -44,9 +44,10 @@ def model_dir(path: str | None) -> str:
 
 
 def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int, encoder: str = "torch",
-               grouped: bool = False) -> dict:
+               grouped: bool = False, look: bool = True) -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "LABEEB_BENCH_ENCODER": encoder, "LABEEB_BENCH_GROUPED": "1" if grouped else "0"}
+           "LABEEB_BENCH_ENCODER": encoder, "LABEEB_BENCH_GROUPED": "1" if grouped else "0",
+           "LABEEB_BENCH_LOOK": "1" if look else "0"}
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.worker", variant, scenario, model, str(runs), str(tokens)],
         capture_output=True, text=True, env=env, cwd=HERE.parent,
@@ -69,6 +70,9 @@ def summarise(ref: dict, lab: dict) -> dict:
                           "ratio": lab["peak_rss_mb"] / ref["peak_rss_mb"]}
     same = [a["tokens"] == b["tokens"] for a, b in zip(ref["runs"], lab["runs"])]
     out["same_tokens"] = f"{sum(same)}/{len(same)}"
+    looked = [r["looked_tiles"] for r in lab["runs"] if "looked_tiles" in r]
+    if looked:  # voice turn: tiles encoded while the question was spoken
+        out["looked_tiles"] = looked
     return out
 
 
@@ -81,6 +85,8 @@ def main() -> None:
     parser.add_argument("--encoder", default="torch", choices=["torch", "openvino"],
                         help="Labeeb's vision.encoder (openvino: pip install openvino)")
     parser.add_argument("--grouped-attention", action="store_true", help="Labeeb's vision.grouped_attention = true")
+    parser.add_argument("--no-look", action="store_true",
+                        help="voice turn without looking at the screen while listening (screen.look_while_listening = false)")
     parser.add_argument("--out", default=str(HERE / "results"), help="where latest.json and latest.png go")
     args = parser.parse_args()
 
@@ -92,14 +98,16 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {scenario}: reference ...", file=sys.stderr, flush=True)
         ref = run_worker("reference", scenario, model, args.runs, args.tokens)
         print(f"[{time.strftime('%H:%M:%S')}] {scenario}: labeeb ...", file=sys.stderr, flush=True)
-        lab = run_worker("labeeb", scenario, model, args.runs, args.tokens, args.encoder, args.grouped_attention)
+        lab = run_worker("labeeb", scenario, model, args.runs, args.tokens, args.encoder, args.grouped_attention,
+                         not args.no_look)
         results[scenario] = summarise(ref, lab)
 
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "model": "SmolVLM-256M-Instruct architecture, random weights",
-        "runs": args.runs, "tokens": args.tokens, "encoder": args.encoder, "grouped_attention": args.grouped_attention, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
+        "runs": args.runs, "tokens": args.tokens, "encoder": args.encoder, "grouped_attention": args.grouped_attention,
+        "look_while_listening": not args.no_look, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
         "results": results,
     }
     out = Path(args.out)

@@ -132,16 +132,19 @@ class _Discard:
 
 class Voice:
     """The speech ends of a voice turn, loaded and warmed before timing (a running assistant
-    has them loaded): Labeeb's transcriber, or plain faster-whisper for the reference."""
+    has them loaded): Labeeb's transcriber and endpoint detector, or plain faster-whisper for
+    the reference."""
 
     def __init__(self, labeeb: bool) -> None:
         from labeeb.config import SttConfig, TtsConfig
         from labeeb.voice.stt import Transcriber, resolve_model
         from labeeb.voice.tts import make_synthesizer
+        from labeeb.voice.vad import EndpointDetector
 
         self.question = scenes.spoken_question()
         self.tts = TtsConfig()
         self.synthesizer = make_synthesizer(self.tts)
+        self.detector = EndpointDetector()
         if labeeb:
             transcriber = Transcriber(SttConfig())
             self.transcribe = lambda samples: transcriber.transcribe(samples).text
@@ -153,30 +156,68 @@ class Voice:
         self.transcribe(self.question)
         self.synthesizer.synthesize("Warm up.")
 
+    def listen(self, on_speech_start: Callable[[], None]) -> Any:
+        """The question as a microphone delivers it (block by block, in real time) through
+        Labeeb's endpoint detector, which calls ``on_speech_start``; returns the utterance the
+        moment the detector ends it (after its trailing silence)."""
+        import numpy as np
+
+        from labeeb.voice.audio import BLOCK, SAMPLE_RATE, blocks
+
+        self.detector.reset()
+        self.detector.on_speech_start = on_speech_start
+        pause = np.zeros(SAMPLE_RATE // 2, np.float32)
+        audio = np.concatenate([pause, self.question, pause, pause, pause, pause])
+        started = time.perf_counter()
+        for k, block in enumerate(blocks(audio)):
+            wait = started + (k + 1) * BLOCK / SAMPLE_RATE - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            for utterance in self.detector.feed(block):
+                return utterance
+        raise RuntimeError("the endpoint detector never ended the spoken question")
+
 
 _voice: Voice | None = None
+_looked: list[int] = []  # tiles Labeeb encoded while the question was spoken, per run
 
 
 def voice_turn(asker: Asker, run: int):
     """A spoken screen question, from the end of speech to the first sound of the answer
     (reported as its time to first token; "total" is when the answer's text is complete).
 
-    Reference: transcribe, then generate the whole answer, then synthesise it. Labeeb: its
-    transcriber, then the answer streamed into its speaker, which starts on the first fragment.
+    Reference: transcribe, then generate the whole answer, then synthesise it; it has nothing
+    to do while the question is spoken. Labeeb: the question arrives in real time; when its
+    endpoint detector hears speech start, the vision model looks at the screen
+    (``VisionProcessor.look``, as the screen plugin's ``command_coming`` hook does) until the
+    utterance ends. Then its transcriber, and the answer streamed into its speaker, which
+    starts on the first fragment. Both are timed from the end of the utterance.
     """
     global _voice
     labeeb = isinstance(asker, Labeeb)
     _voice = _voice or Voice(labeeb)
     screen = scenes.screenshot(seed=run)
-    start = time.perf_counter()
-    question = _voice.transcribe(_voice.question)
     if not labeeb:
+        start = time.perf_counter()
+        question = _voice.transcribe(_voice.question)
         ttft, total, ids = asker.ask([screen], question)
         answered = time.perf_counter() - start
         _voice.synthesizer.synthesize(asker.processor.tokenizer.decode(ids, skip_special_tokens=True))
         return time.perf_counter() - start, answered, ids, total - ttft
+    import threading
+
     from labeeb.voice.speaker import Speaker
 
+    arrived, looked = threading.Event(), []
+
+    def look() -> None:
+        looked.append(asker.vision.look([screen], arrived))
+
+    looking = os.environ.get("LABEEB_BENCH_LOOK", "1") == "1"  # python -m benchmarks --no-look
+    utterance = _voice.listen(lambda: threading.Thread(target=look, daemon=True).start() if looking else None)
+    arrived.set()
+    start = time.perf_counter()
+    question = _voice.transcribe(utterance.samples)
     speaker = Speaker(_voice.synthesizer, _Discard(), first_words=_voice.tts.first_fragment_words)
     first_token = None
     for chunk in asker.vision.stream(question, [screen], min_new_tokens=asker.tokens):
@@ -185,6 +226,7 @@ def voice_turn(asker: Asker, run: int):
     done = time.perf_counter()
     speaker.finish()
     speaker.close()  # waits until the whole answer was synthesised and "played"
+    _looked.append(looked[0] if looked else 0)
     return speaker.first_audio_at - start, done - start, list(asker.backend.engine.last.generated), done - first_token
 
 
@@ -224,6 +266,8 @@ def main() -> None:
         ttft, total, ids, decode = SCENARIOS[scenario](asker, run)
         rows.append({"ttft": ttft, "total": total, "tokens": ids,
                      "decode_tps": (tokens - 1) / decode if decode > 0 else None})
+        if _looked:
+            rows[-1]["looked_tiles"] = _looked.pop()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"variant": variant, "scenario": scenario, "load": load, "runs": rows,
                       "peak_rss_mb": peak_kb / 1024}))
