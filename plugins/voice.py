@@ -10,6 +10,7 @@ in :mod:`labeeb.voice`; this plugin only wires it to the command line. Heavy mod
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from labeeb.hookspecs import hookimpl
+
+log = logging.getLogger("labeeb.voice")
 
 #: What this plugin can reach, shown by `labeeb plugins`.
 REACHES: list[str] = ["microphone", "speakers"]
@@ -109,6 +112,20 @@ def _watch_keys(on_enter: Callable[[], None]) -> None:
         threading.Thread(target=read, name="labeeb-keys", daemon=True).start()
 
 
+def _preload_vision(assistant: Any) -> None:
+    """Load the vision model in the background: Labeeb looks at the screen while you speak
+    (``screen.look_while_listening``) only with a loaded model, and the first screen question
+    should not wait for the load either. A model that cannot load says so when asked."""
+
+    def load() -> None:
+        try:
+            assistant.vision.backend()
+        except Exception as exc:
+            log.info("the vision model is not loaded yet: %s", exc)
+
+    threading.Thread(target=load, name="labeeb-vision-preload", daemon=True).start()
+
+
 def _microphone(loop: VoiceLoop, settings: Settings, device: str | None, push_to_talk: bool, printer: _Printer) -> int:
     from labeeb.voice import AudioError, VoiceError
     from labeeb.voice.audio import MicrophoneSource
@@ -118,6 +135,8 @@ def _microphone(loop: VoiceLoop, settings: Settings, device: str | None, push_to
     try:
         click.echo(f"Loading the speech model ({settings.stt.model})...", err=True)
         loop.transcriber.load()
+        if settings.screen.look_while_listening:
+            _preload_vision(loop.assistant)
         configured = listen.input_device if listen.input_device != "" else None  # 0 is a device
         source = MicrophoneSource(device if device is not None else configured)
     except (AudioError, VoiceError) as exc:
