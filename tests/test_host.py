@@ -4,6 +4,7 @@ import threading
 import types
 
 from labeeb.config import PluginsConfig, Settings
+from labeeb.guard import problems
 from labeeb.hookspecs import hookimpl
 from labeeb.host import PluginHost
 from labeeb.messages import Reply
@@ -98,6 +99,32 @@ def test_startup_and_shutdown_hooks_run_once():
         run_command(assistant, "help")
         run_command(assistant, "help")
     assert events == [("start", assistant), ("stop", assistant)]
+
+
+def test_command_coming_starts_background_work_and_a_failure_keeps_the_plugin():
+    seen, done = [], threading.Event()
+
+    def command_coming(assistant, arrived):  # the hook's own name: its daemon thread may run on
+        def work():
+            arrived.wait(5)
+            seen.append(arrived.is_set())
+            done.set()
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def broken(assistant, arrived):
+        raise RuntimeError("cannot look")
+
+    assistant = make_assistant(plugins={"ahead": plugin(command_coming=command_coming),
+                                        "broken": plugin(command_coming=broken)})
+    arrived = threading.Event()
+    assistant.command_coming(arrived)
+    arrived.set()
+    assert done.wait(5) and seen == [True]
+    infos = assistant.host.infos
+    assert infos["broken"].status == "loaded" and infos["ahead"].status == "loaded"
+    assert problems("ahead") == []  # its background thread is not reported as a leak
+    assert run_command(assistant, "help").plugin == "general"
 
 
 def test_duplicate_backend_name_keeps_first():
