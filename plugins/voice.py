@@ -113,9 +113,10 @@ def _watch_keys(on_enter: Callable[[], None]) -> None:
 
 
 def _preload_vision(assistant: Any) -> None:
-    """Load the vision model in the background: Labeeb looks at the screen while you speak
-    (``screen.look_while_listening``) only with a loaded model, and the first screen question
-    should not wait for the load either. A model that cannot load says so when asked."""
+    """Load the local vision model in the background: Labeeb looks at the screen while you
+    speak (``screen.look_while_listening``) only with a loaded model, and the first screen
+    question should not wait for the load either. A model that cannot load (not downloaded,
+    offline) says so when a question needs it."""
 
     def load() -> None:
         try:
@@ -135,7 +136,9 @@ def _microphone(loop: VoiceLoop, settings: Settings, device: str | None, push_to
     try:
         click.echo(f"Loading the speech model ({settings.stt.model})...", err=True)
         loop.transcriber.load()
-        if settings.screen.look_while_listening:
+        if settings.screen.look_while_listening and settings.vision.backend == "transformers":
+            click.echo("Loading the vision model in the background (it looks at the screen while you speak)...",
+                       err=True)
             _preload_vision(loop.assistant)
         configured = listen.input_device if listen.input_device != "" else None  # 0 is a device
         source = MicrophoneSource(device if device is not None else configured)

@@ -159,6 +159,7 @@ def test_listen_loop_wiring_with_the_microphone_replaced(monkeypatch, speech):
     assert result.stderr.count("[transcribe") == 2
     # Listening loads the vision model in the background (to look while listening): here
     # there is none to load, which is kept for the first question to report.
+    assert "Loading the vision model in the background" in result.stderr
     assert app.assistant.vision.status().startswith("failed:")
     as_json = CliRunner().invoke(cli, ["listen", "--no-speak", "--json", "--device", "2"], obj=app)
     turns = [json.loads(line) for line in as_json.stdout.splitlines()]
