@@ -198,14 +198,8 @@ class Engine:
         # Identical tiles (the blank parts of a screen) are encoded once: same pixels, same
         # kernels, so the same features bit for bit.
         keys = dict(zip(prepared.real, prepared.tile_keys))
-        first: dict[str, int] = {}
-        todo = []
-        for i in missing:
-            key = keys[i]
-            if key is None or key not in first:
-                todo.append(i)
-                if key is not None:
-                    first[key] = i
+        first: dict[str, int] = {}  # tile key -> the first tile with it
+        todo = [i for i in missing if keys[i] is None or first.setdefault(keys[i], i) == i]
         for start in range(0, len(todo), self.encode_batch):
             features.update(self._encode_tiles(prepared, todo[start : start + self.encode_batch]))
         for i in missing:
