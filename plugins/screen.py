@@ -205,8 +205,9 @@ def register_skills(register: Callable[[Skill], None]) -> None:
 def command_coming(assistant: Any, arrived: threading.Event) -> None:
     """Look while the user speaks: the screen's tiles are encoded while the question is still
     being asked, so "what's on my screen?" starts with them cached. Only with a loaded local
-    model (``VisionProcessor.look``) and ``screen.look_while_listening``."""
-    if assistant.settings.screen.look_while_listening and assistant.vision.loaded:
+    model (``VisionProcessor.can_look``: a remote backend never gets a screenshot ahead of a
+    question) and ``screen.look_while_listening``."""
+    if assistant.settings.screen.look_while_listening and assistant.vision.can_look:
         threading.Thread(target=_look, args=(assistant, arrived), name="labeeb-screen-look", daemon=True).start()
 
 

@@ -40,8 +40,9 @@ def test_generate_streams_and_counts_real_tokens(tiny_model_dir):
 
 def test_looking_ahead_never_loads_the_model_and_warms_the_loaded_one(tiny_model_dir):
     vision = processor_for(tiny_model_dir)
-    assert vision.look([photo()], threading.Event()) == 0 and not vision.loaded
+    assert not vision.can_look and vision.look([photo()], threading.Event()) == 0 and not vision.loaded
     vision.backend()
+    assert vision.can_look
     tiles = vision.look([photo()], threading.Event())
     assert tiles > 0
     stream = vision.stream("describe this", [photo()])

@@ -194,6 +194,11 @@ class VisionProcessor:
     def generate(self, prompt: str, images: list[Image] | tuple[Image, ...] = (), **kw: Any) -> VisionResult:
         return self.stream(prompt, images, **kw).result()
 
+    @property
+    def can_look(self) -> bool:
+        """Whether :meth:`look` would do anything: the backend is loaded and can look ahead."""
+        return getattr(self._backend, "look", None) is not None
+
     def look(self, images: list[Image] | tuple[Image, ...], until: threading.Event) -> int:
         """Start on ``images`` before the question about them is known (the user is still
         speaking): their tiles are encoded into the backend's cache until ``until`` is set.
@@ -202,10 +207,9 @@ class VisionProcessor:
         the model is not loaded (looking never loads it) or when the backend cannot look
         ahead (remote backends: nothing leaves the machine before a question is asked).
         """
-        look = getattr(self._backend, "look", None)
-        if look is None or until.is_set():
+        if not self.can_look or until.is_set():
             return 0
-        return int(look([preprocess(image, self.config.preprocess) for image in images], until))
+        return int(self._backend.look([preprocess(image, self.config.preprocess) for image in images], until))  # type: ignore[union-attr]
 
 
 def _valid_text(text: str) -> str:

@@ -61,6 +61,8 @@ def test_one_labeeb_answers_through_another(server, client, idle):
         messages=[user_message(QUESTION, png_url())],
     )
     assert reply.text == direct.choices[0].message.content
+    # Nothing is looked at ahead of a question through a remote model (screen.look_while_listening).
+    assert assistant.vision.loaded and not assistant.vision.can_look
 
 
 def test_streams_chunks_and_usage(server, idle):
