@@ -65,6 +65,26 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     return to_mono(data), int(rate)
 
 
+def _cancel_own_speech_only(driver: Any) -> None:
+    """Make pyttsx3's espeak driver stop only an utterance of its own.
+
+    ``runAndWait()`` ends its loop through ``stop()``, which cancels whatever espeak is busy
+    with, before the utterance even starts. In espeak's asynchronous mode the rate, volume
+    and voice just set are queued commands, so that cancel could drop them: the answer then
+    came out at another rate (seen under load, as truncated or stretched test audio).
+    """
+    if getattr(driver.stop, "labeeb_own_only", False):
+        return
+    original = driver.stop
+
+    def stop(self: Any) -> None:
+        if self._speaking:
+            original(self)
+
+    stop.labeeb_own_only = True  # type: ignore[attr-defined]
+    driver.stop = stop
+
+
 class Pyttsx3Synthesizer:
     """The platform speech engine through pyttsx3, one fresh engine per utterance."""
 
@@ -93,6 +113,7 @@ class Pyttsx3Synthesizer:
         espeak = sys.modules.get("pyttsx3.drivers.espeak")
         if espeak is not None:
             espeak.print = lambda *args, **kwargs: None  # type: ignore[attr-defined]
+            _cancel_own_speech_only(espeak.EspeakDriver)
         return engine
 
     @staticmethod

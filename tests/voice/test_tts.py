@@ -42,6 +42,22 @@ def test_rate_and_volume_settings_change_the_audio():
     assert rms(quiet) < 0.5 * rms(loud)
 
 
+def test_settings_are_not_cancelled_before_the_utterance(monkeypatch):
+    """espeak queues rate/volume changes while busy; pyttsx3's loop end used to cancel them
+    whenever espeak still looked busy, and the answer came out at another rate."""
+    from pyttsx3.drivers import _espeak
+
+    cancels = []
+    monkeypatch.setattr(_espeak, "IsPlaying", lambda: 1)  # as when the queued settings are pending
+    real_cancel = _espeak.Cancel
+    monkeypatch.setattr(_espeak, "Cancel", lambda: cancels.append(1) or real_cancel())
+    slow, _ = Pyttsx3Synthesizer(rate=100).synthesize(REPLY)
+    assert cancels == []
+    monkeypatch.undo()
+    fast, _ = Pyttsx3Synthesizer(rate=300).synthesize(REPLY)
+    assert len(slow) > 1.8 * len(fast)
+
+
 def test_voice_is_chosen_by_id_or_name():
     assert Pyttsx3Synthesizer(voice="gmw/en-us").voice == "gmw/en-us"
     assert Pyttsx3Synthesizer(voice="English (America)").voice == "gmw/en-us"
