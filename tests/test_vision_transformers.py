@@ -51,6 +51,18 @@ def test_looking_ahead_never_loads_the_model_and_warms_the_loaded_one(tiny_model
     assert engine.last.tiles_encoded == 0 and engine.last.tiles_reused >= tiles  # alike tiles encoded once
 
 
+@pytest.mark.parametrize("reuse", [True, False])
+def test_follow_ups_reuse_the_prompt_prefix_unless_turned_off(tiny_model_dir, reuse):
+    vision = processor_for(tiny_model_dir, reuse_prefix=reuse)
+    vision.generate("describe this", [photo()])
+    follow = vision.generate("and the colours?", [photo()])
+    engine = vision.backend().engine
+    assert engine.last.images_reused and engine.last.tiles_encoded == 0
+    assert (engine.last.prefix_reused > 0) == reuse
+    fresh = processor_for(tiny_model_dir)  # the same question computed afresh: exact in float32
+    assert fresh.generate("and the colours?", [photo()]).text == follow.text
+
+
 def test_greedy_is_deterministic_and_text_only_works(tiny_model_dir):
     vision = processor_for(tiny_model_dir)
     first = vision.generate("describe this", [photo()])

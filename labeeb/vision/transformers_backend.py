@@ -104,7 +104,7 @@ class TransformersBackend:
             from labeeb.vision.engine import Engine
 
             self.engine = Engine(self.model, self.processor, self.device, encoder=self._encoder(),
-                                 grouped_attention=self.config.grouped_attention)
+                                 grouped_attention=self.config.grouped_attention, cache_prefix=self.config.reuse_prefix)
 
     def _encoder(self) -> Any:
         """The OpenVINO vision encoder when ``vision.encoder = "openvino"``, else None (torch's)."""
