@@ -13,8 +13,8 @@ Generation is a plain greedy (or sampled) loop that computes logits for the last
 only; the prompt is prefilled by the transformers model itself, each new token by
 ``labeeb.vision.decode.Decoder`` (a lean step over a key/value cache that grows in place).
 It computes exactly what ``model.generate`` computes, bit for bit in bf16 too, except where a
-reused key/value prefix is extended in bf16 (rounding; reported by benchmarks.drift) and with
-the opt-in grouped attention.
+reused key/value prefix is extended in bf16 (rounding; reported by benchmarks.drift; off with
+``cache_prefix=False``, ``vision.reuse_prefix = false``) and with the opt-in grouped attention.
 """
 
 from __future__ import annotations

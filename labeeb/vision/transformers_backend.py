@@ -15,6 +15,7 @@ from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from PIL.Image import Image
 
     from labeeb.config import VisionConfig
 
