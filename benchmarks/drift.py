@@ -74,6 +74,7 @@ def main() -> None:
 
     from benchmarks.__main__ import model_dir
     from labeeb.vision.engine import Engine
+    from labeeb.vision.packing import pack_text_model
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.drift")
     parser.add_argument("--model")
@@ -94,6 +95,7 @@ def main() -> None:
                                    output_logits=True, return_dict_in_generate=True)
         ref_steps = [step[0].float() for step in generated.logits]
         ref_tokens = generated.sequences[0, inputs["input_ids"].shape[1]:].tolist()
+        packed = pack_text_model(model)  # as Labeeb's backend does; the reference ran unpacked
         fresh = first_logits(Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
                              processor, FOLLOW_UP, screen)
         reusing = Engine(model, processor)
@@ -113,6 +115,7 @@ def main() -> None:
     worst = min(range(agree), key=lambda i: compare(steps[i], ref_steps[i])["cosine"]) if agree else 0
     print(json.dumps({
         "dtype": args.dtype,
+        "packed_text_layers": packed,
         "prefix_reused_tokens": reusing.last.prefix_reused,
         "engine_fresh_vs_reference": compare(fresh, reference),
         "engine_reused_vs_fresh": compare(reused, fresh),

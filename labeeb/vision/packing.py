@@ -1,0 +1,137 @@
+"""The text model's weights in oneDNN's blocked layout: the same numbers, ~2x faster decode products.
+
+Each decoded token multiplies one row by every weight of the language model (~270 MB in bf16
+for SmolVLM-256M). torch's bf16 ``linear`` hands a plain weight to oneDNN, which reorders it
+into its blocked layout on every call; for a single row that reordering costs as much as the
+product. ``torch.ops.mkldnn`` can reorder a weight once and multiply with it afterwards, and
+does so bit for bit like ``linear`` (checked here at load time, and in the tests, for one row
+and for whole prompts). Measured with SmolVLM-256M on a 2-core CPU, 900-token context: a
+decode step took ~55 ms instead of ~78 ms, and prompts prefill a little faster too.
+
+The reordered copy replaces the weight, so the original is released. A model loaded from
+safetensors keeps its weights in a private mapping of the file; once read for packing, those
+pages would stay resident next to their packed copies (+270 MB). ``release`` hands clean
+file-backed pages back to the kernel (``madvise``), so memory stays where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+log = logging.getLogger(__name__)
+
+_PACKED: type | None = None
+
+
+def _packed_linear_class() -> type:
+    import torch
+
+    class PackedLinear(torch.nn.Module):
+        """``nn.Linear``'s forward with its weight reordered once for oneDNN."""
+
+        def __init__(self, linear: torch.nn.Linear) -> None:
+            super().__init__()
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+            # Still a parameter named weight (same shape, dtype, count), in oneDNN's layout.
+            packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
+            self.weight = torch.nn.Parameter(packed, requires_grad=False)
+            self.bias = linear.bias
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), self.weight, self.bias, "none", [None], "")
+
+        def extra_repr(self) -> str:
+            return f"in_features={self.in_features}, out_features={self.out_features}, packed for oneDNN"
+
+    return PackedLinear
+
+
+def _same_as_linear(packed: Any, linear: torch.nn.Linear) -> bool:
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    for rows in (1, 7):
+        x = torch.randn(1, rows, linear.in_features, generator=generator).to(linear.weight.dtype)
+        if not torch.equal(packed(x), torch.nn.functional.linear(x, linear.weight, linear.bias)):
+            return False
+    return True
+
+
+def pack_text_model(model: Any) -> int:
+    """Replace the linear layers of ``model``'s language half (and its ``lm_head``) with packed
+    ones, in place, when that computes exactly the same: a bf16 model on the CPU, a torch built
+    with oneDNN, and a first layer whose packed products equal ``linear``'s. Returns how many
+    layers were packed (0: the model is left as it was)."""
+    global _PACKED
+    import torch
+
+    places = [(module, name, child) for module in model.model.text_model.modules()
+              for name, child in module.named_children() if type(child) is torch.nn.Linear]
+    if type(model.lm_head) is torch.nn.Linear:
+        places.append((model, "lm_head", model.lm_head))
+    if not places or not torch.backends.mkldnn.is_available():
+        return 0
+    if any(linear.weight.device.type != "cpu" or linear.weight.dtype != torch.bfloat16 for _, _, linear in places):
+        return 0
+    _PACKED = _PACKED or _packed_linear_class()
+    try:
+        exact = _same_as_linear(_PACKED(places[0][2]), places[0][2])
+    except Exception as exc:  # an op missing from this build of torch
+        log.debug("not packing the text model's weights: %s", exc)
+        return 0
+    if not exact:
+        log.debug("not packing the text model's weights: oneDNN's products differ from linear's here")
+        return 0
+    mappings = _clean_file_mappings()
+    for module, name, linear in places:  # one at a time: the originals never all stay resident
+        setattr(module, name, _PACKED(linear))
+        release(linear.weight, mappings)
+    return len(places)
+
+
+def _clean_file_mappings() -> list[tuple[int, int]]:
+    """Address ranges of this process's file mappings whose pages are all clean (none written,
+    so none differs from the file): the ones ``release`` may hand back. Empty off Linux."""
+    if not sys.platform.startswith("linux"):
+        return []
+    ranges, current = [], None
+    try:
+        with open("/proc/self/smaps") as smaps:
+            for line in smaps:
+                fields = line.split(maxsplit=5)
+                if len(fields) >= 5 and not fields[0].endswith(":"):  # "start-end perms offset dev inode path"
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    current = (start, end) if len(fields) == 6 and fields[5].startswith("/") else None
+                elif fields and fields[0] == "Anonymous:" and current is not None:
+                    if fields[1] == "0":  # no page copied on write
+                        ranges.append(current)
+                    current = None
+    except (OSError, ValueError):
+        return []
+    return ranges
+
+
+def release(tensor: torch.Tensor, mappings: list[tuple[int, int]]) -> bool:
+    """Drop ``tensor``'s resident pages if they are clean pages of a mapped file (``mappings``):
+    reading them again would fault the same bytes back in from the file."""
+    address, size = tensor.data_ptr(), tensor.numel() * tensor.element_size()
+    if not tensor.is_contiguous() or not any(start <= address and address + size <= end for start, end in mappings):
+        return False
+    first, last = -(-address // mmap.PAGESIZE) * mmap.PAGESIZE, (address + size) // mmap.PAGESIZE * mmap.PAGESIZE
+    if last <= first:  # pages shared with neighbouring tensors stay
+        return False
+    return _madvise(first, last - first, mmap.MADV_DONTNEED) == 0
+
+
+def _madvise(address: int, length: int, advice: int) -> int:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc.madvise(address, length, advice)
