@@ -88,6 +88,10 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        from labeeb.vision.allocator import share_one_arena
+
+        share_one_arena()  # the model's threads reuse each other's freed memory
+
         self.device = resolve_device(self.config.device)
         self.dtype = resolve_dtype(self.config.dtype, self.device)
         try:
