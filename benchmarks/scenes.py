@@ -21,7 +21,8 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 
 def screenshot(seed: int = 0, size: tuple[int, int] = (1920, 1080)) -> Image.Image:
-    """A desktop: a terminal with an error, an editor, a dialog; ``seed`` varies the text."""
+    """A desktop: a terminal with an error, an editor, a dialog; ``seed`` varies the text of
+    every 512 px tile, so a run never reuses an earlier run's tiles."""
     image = Image.new("RGB", size, (46, 52, 64))
     draw = ImageDraw.Draw(image)
     font = _font(18)
@@ -29,11 +30,11 @@ def screenshot(seed: int = 0, size: tuple[int, int] = (1920, 1080)) -> Image.Ima
     draw.text((12, 6), f"Activities    Terminal    Editor    10:{seed % 60:02d}", fill="white", font=font)
     draw.rectangle((20, 50, 940, 1040), fill=(12, 12, 12))
     for i in range(38):
-        draw.text((32, 60 + 25 * i), f"$ make test  # run {seed}-{i}: FAILED tests/test_{i}.py::case_{i * 7}",
+        draw.text((32, 60 + 25 * i), f"$ make test  # run {seed}-{i}: FAILED tests/test_{i}.py::case_{i * 7}_{seed}",
                   fill=(200, 220, 200), font=font)
     draw.rectangle((960, 50, 1900, 1040), fill=(250, 250, 250))
     for i in range(36):
-        draw.text((975, 60 + 26 * i), f"{i + 1:3d}  def handler_{seed}_{i}(request): return route(request, {i})",
+        draw.text((975, 60 + 26 * i), f"{i + 1:3d}  def handler_{seed}_{i}(request): return route(request, {i}, {seed})",
                   fill=(20, 20, 60), font=font)
     return image
 
@@ -53,13 +54,13 @@ def with_changed_window(image: Image.Image, seed: int = 0) -> Image.Image:
 
 
 def document_page(page: int, seed: int = 0, size: tuple[int, int] = (1240, 1754)) -> Image.Image:
-    """An A4 page at 150 dpi with a heading and paragraphs."""
+    """An A4 page at 150 dpi with a heading and paragraphs; ``seed`` varies every tile."""
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     draw.text((100, 100), f"Quarterly report {seed}: page {page}", fill="black", font=_font(40))
     font = _font(22)
     for i in range(48):
-        draw.text((100, 200 + 31 * i), f"Paragraph {i}: revenue grew {i * 3 % 17}% in region {page}-{i}.",
+        draw.text((100, 200 + 31 * i), f"Paragraph {i}: revenue grew {i * 3 % 17}% in region {page}-{i}, year {seed}.",
                   fill="black", font=font)
     return image
 

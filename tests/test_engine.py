@@ -118,6 +118,17 @@ def test_caches_off_is_plain_generate(parts):
         assert engine.last.tiles_encoded == 13 and engine.last.prefilled > 800
 
 
+def test_forget_drops_what_was_seen(parts):
+    model, processor = parts
+    engine = Engine(model, processor)
+    request = VisionRequest("Describe.", [screen()], max_new_tokens=4)
+    first, encoded = ask(engine, processor, request)[0], engine.last.tiles_encoded
+    engine.forget()
+    assert ask(engine, processor, request)[0] == first
+    assert engine.last.tiles_encoded == encoded > 0  # as the first time: nothing from before
+    assert engine.last.prefix_reused == 0 and not engine.last.images_reused
+
+
 def test_two_images_and_a_different_image_never_reuse_features(parts):
     model, processor = parts
     engine = Engine(model, processor)

@@ -141,6 +141,13 @@ class Engine:
         eos = model.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
 
+    def forget(self) -> None:
+        """Drop every cached image, tile feature and key/value prefix (what was seen)."""
+        with self._lock:
+            self._images.clear()
+            self._tiles.clear()
+            self._prefixes.clear()
+
     # -- inputs ------------------------------------------------------------------------------
 
     def prepare_images(self, images: list[Image]) -> PreparedImages:
