@@ -54,6 +54,7 @@ class FakeVision:
         self.concurrent = False
         self.loads = 0
         self.looks: list[tuple[list[Image], bool]] = []  # (images, whether the command had arrived)
+        self.forgotten = 0
 
     # the factory the host registers; the config is not needed
     def __call__(self, config: VisionConfig) -> FakeVision:
@@ -61,6 +62,10 @@ class FakeVision:
 
     def load(self) -> None:
         self.loads += 1
+
+    def forget(self) -> None:
+        """Counts the times it was told to drop what it saw (``VisionProcessor.forget``)."""
+        self.forgotten += 1
 
     def look(self, images: list[Image], until: threading.Event) -> int:
         """Records what it was shown ahead of a question (``VisionProcessor.look``)."""

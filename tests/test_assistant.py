@@ -63,7 +63,9 @@ def test_forget_clears_the_picture():
     fake = FakeVision()
     assistant = make_assistant(vision=fake)
     run_command(assistant, "describe", images=[red()])
+    assert len(assistant.vision.cache) == 1
     assert run_command(assistant, "start over").skill == "forget"
+    assert fake.forgotten == 1 and len(assistant.vision.cache) == 0  # the model's caches too
     run_command(assistant, "and now?")
     assert fake.requests[-1].images == [] and fake.requests[-1].history == []
 

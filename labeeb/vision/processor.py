@@ -194,6 +194,14 @@ class VisionProcessor:
     def generate(self, prompt: str, images: list[Image] | tuple[Image, ...] = (), **kw: Any) -> VisionResult:
         return self.stream(prompt, images, **kw).result()
 
+    def forget(self) -> None:
+        """Drop what the model has seen: cached answers, and the backend's cached images,
+        tile features and key/value prefixes (``forget`` command). Never loads the model."""
+        self.cache.clear()
+        forget = getattr(self._backend, "forget", None)
+        if forget is not None:
+            forget()
+
     @property
     def can_look(self) -> bool:
         """Whether :meth:`look` would do anything: the backend is loaded and can look ahead."""

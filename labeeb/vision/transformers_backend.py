@@ -141,6 +141,11 @@ class TransformersBackend:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         return inputs
 
+    def forget(self) -> None:
+        """Drop the engine's cached images, tile features and key/value prefixes."""
+        if self.engine is not None:
+            self.engine.forget()
+
     def look(self, images: list[Image], until: threading.Event) -> int:
         """Encode ``images`` ahead of a question (``Engine.look``); 0 without the fast engine."""
         return self.engine.look(images, until) if self.engine is not None else 0
