@@ -74,7 +74,7 @@ def main() -> None:
 
     from benchmarks.__main__ import model_dir
     from labeeb.vision.engine import Engine
-    from labeeb.vision.packing import pack_text_model
+    from labeeb.vision.packing import pack_weights
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.drift")
     parser.add_argument("--model")
@@ -95,7 +95,11 @@ def main() -> None:
                                    output_logits=True, return_dict_in_generate=True)
         ref_steps = [step[0].float() for step in generated.logits]
         ref_tokens = generated.sequences[0, inputs["input_ids"].shape[1]:].tolist()
-        packed = pack_text_model(model)  # as Labeeb's backend does; the reference ran unpacked
+        from labeeb.vision import openvino_encoder
+
+        # OpenVINO converts the vision encoder from the model's own (unpacked) layers.
+        encoder = openvino_encoder.OpenVinoEncoder(model) if openvino_encoder.available() else None
+        packed = pack_weights(model)  # as Labeeb's backend does; the reference ran unpacked
         fresh = first_logits(Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
                              processor, FOLLOW_UP, screen)
         reusing = Engine(model, processor)
@@ -105,17 +109,14 @@ def main() -> None:
             Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
             processor, FOLLOW_UP, screen, tokens)
         openvino = None
-        from labeeb.vision import openvino_encoder
-
-        if openvino_encoder.available():  # the vision encoder on OpenVINO instead of torch
-            encoder = openvino_encoder.OpenVinoEncoder(model)
+        if encoder is not None:  # the vision encoder on OpenVINO instead of torch
             openvino = first_logits(Engine(model, processor, encoder=encoder, cache_images=False,
                                            cache_tiles=False, cache_prefix=False), processor, FOLLOW_UP, screen)
     agree = next((i for i, (a, b) in enumerate(zip(engine_tokens, ref_tokens)) if a != b), tokens)
     worst = min(range(agree), key=lambda i: compare(steps[i], ref_steps[i])["cosine"]) if agree else 0
     print(json.dumps({
         "dtype": args.dtype,
-        "packed_text_layers": packed,
+        "packed_layers": packed,
         "prefix_reused_tokens": reusing.last.prefix_reused,
         "engine_fresh_vs_reference": compare(fresh, reference),
         "engine_reused_vs_fresh": compare(reused, fresh),

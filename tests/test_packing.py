@@ -1,4 +1,4 @@
-"""Packed text-model weights compute exactly what ``linear`` computes, and free the originals."""
+"""Packed linear weights compute exactly what ``linear`` computes, and free the originals."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from labeeb.vision.backend import GenerationStats, VisionRequest
 from labeeb.vision.decode import Decoder, new_cache
 from labeeb.vision.engine import Engine
-from labeeb.vision.packing import _clean_file_mappings, pack_text_model, release
+from labeeb.vision.packing import _clean_file_mappings, pack_weights, release
 from labeeb.vision.transformers_backend import build_messages
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN")
@@ -33,7 +33,7 @@ def steps(model, ids, tokens):
 def test_packed_weights_give_the_same_logits_bit_for_bit(tiny_model_dir):
     plain, packed = load(tiny_model_dir), load(tiny_model_dir)
     layers = len(packed.model.text_model.layers)
-    assert pack_text_model(packed) == 7 * layers + 1  # q k v o gate up down, and lm_head
+    assert pack_weights(packed, vision=False) == 7 * layers + 1  # q k v o gate up down, and lm_head
     assert "packed for oneDNN" in repr(packed.lm_head)
     ids, tokens = torch.arange(5, 90)[None], [7, 300, 12, 4000, 9]
     for expected, got in zip(steps(plain, ids, tokens), steps(packed, ids, tokens), strict=True):
@@ -45,7 +45,10 @@ def test_engine_with_packed_weights_answers_like_generate(tiny_model_dir):
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     plain, packed = load(tiny_model_dir), load(tiny_model_dir)
-    pack_text_model(packed)
+    vision_layers = len(packed.model.vision_model.encoder.layers)
+    text_layers = len(packed.model.text_model.layers)
+    # q k v out fc1 fc2 per vision layer, the connector's projection; the language model, lm_head
+    assert pack_weights(packed) == 6 * vision_layers + 1 + 7 * text_layers + 1
     image = Image.new("RGB", (900, 600), "white")
     ImageDraw.Draw(image).text((20, 20), "build failed: exit code 2", fill="black")
     request = VisionRequest("What is on my screen?", [image], max_new_tokens=12)
@@ -54,13 +57,16 @@ def test_engine_with_packed_weights_answers_like_generate(tiny_model_dir):
     inputs["pixel_values"] = inputs["pixel_values"].to(torch.bfloat16)
     with torch.inference_mode():
         out = plain.generate(**inputs, max_new_tokens=12, do_sample=False)
+        features = [m.get_image_features(inputs["pixel_values"], inputs["pixel_attention_mask"]).pooler_output
+                    for m in (plain, packed)]
+    assert all(torch.equal(a, b) for a, b in zip(*features, strict=True))
     expected = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "".join(Engine(packed, processor).generate(prompt, request, GenerationStats())) == expected
 
 
 def test_only_bf16_cpu_models_are_packed(tiny_model_dir):
     model = load(tiny_model_dir, torch.float32)
-    assert pack_text_model(model) == 0
+    assert pack_weights(model) == 0
     assert type(model.lm_head) is torch.nn.Linear
 
 

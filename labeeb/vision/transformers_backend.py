@@ -107,9 +107,10 @@ class TransformersBackend:
         torch.set_grad_enabled(False)
         if self.config.engine == "fast":
             from labeeb.vision.engine import Engine
-            from labeeb.vision.packing import pack_text_model
+            from labeeb.vision.packing import pack_weights
 
-            pack_text_model(self.model)  # same numbers, faster decoding (bf16 on the CPU only)
+            # Same numbers, faster (bf16 on the CPU only); OpenVINO converts the vision encoder itself.
+            pack_weights(self.model, vision=self.config.encoder == "torch")
 
             self.engine = Engine(self.model, self.processor, self.device, encoder=self._encoder(),
                                  grouped_attention=self.config.grouped_attention, cache_prefix=self.config.reuse_prefix)
