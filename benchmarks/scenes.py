@@ -44,8 +44,10 @@ def with_changed_window(image: Image.Image, seed: int = 0) -> Image.Image:
     changed = image.copy()
     draw = ImageDraw.Draw(changed)
     font = _font(18)
-    # 2048x1152 after the processor's resize; this box stays inside the tile at column 2, row 1.
-    box = (1010, 520, 1390, 800)
+    # The processor resizes 1920x1080 to 2048x1536 (x 1.067, y 1.422): this box becomes
+    # (1077, 540)-(1483, 939), inside the tile at column 2, row 1. (It used to reach y 800,
+    # 1138 resized, and so changed the tile below as well.)
+    box = (1010, 380, 1390, 660)
     draw.rectangle(box, fill=(235, 235, 235), outline=(0, 0, 0), width=2)
     draw.text((box[0] + 15, box[1] + 20), "Save changes before closing?", fill="black", font=font)
     draw.text((box[0] + 15, box[1] + 60), f"Document {seed} has unsaved edits.", fill="black", font=font)
