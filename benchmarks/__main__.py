@@ -44,12 +44,12 @@ def model_dir(path: str | None) -> str:
 
 
 def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int, encoder: str = "torch",
-               grouped: bool = False, look: bool = True) -> dict:
+               grouped: bool = False, look: bool = True, first: int = 0) -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "LABEEB_BENCH_ENCODER": encoder, "LABEEB_BENCH_GROUPED": "1" if grouped else "0",
            "LABEEB_BENCH_LOOK": "1" if look else "0"}
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", variant, scenario, model, str(runs), str(tokens)],
+        [sys.executable, "-m", "benchmarks.worker", variant, scenario, model, str(runs), str(tokens), str(first)],
         capture_output=True, text=True, env=env, cwd=HERE.parent,
     )
     if result.returncode != 0:
@@ -87,26 +87,42 @@ def main() -> None:
     parser.add_argument("--grouped-attention", action="store_true", help="Labeeb's vision.grouped_attention = true")
     parser.add_argument("--no-look", action="store_true",
                         help="voice turn without looking at the screen while listening (screen.look_while_listening = false)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="one worker per run, reference and Labeeb alternating, so the machine's drift "
+                             "hits both alike (slower: each worker loads the model)")
     parser.add_argument("--out", default=str(HERE / "results"), help="where latest.json and latest.png go")
     args = parser.parse_args()
 
     model = model_dir(args.model)
     if args.encoder == "openvino":  # the one-time conversion happens here, not in a timed run
         run_worker("labeeb", "prepare", model, 0, args.tokens, args.encoder)
+
+    def worker(variant: str, scenario: str, runs: int, first: int = 0) -> dict:
+        print(f"[{time.strftime('%H:%M:%S')}] {scenario}: {variant} ...", file=sys.stderr, flush=True)
+        if variant == "reference":
+            return run_worker(variant, scenario, model, runs, args.tokens, first=first)
+        return run_worker(variant, scenario, model, runs, args.tokens, args.encoder, args.grouped_attention,
+                          not args.no_look, first)
+
     results = {}
     for scenario in args.scenarios:
-        print(f"[{time.strftime('%H:%M:%S')}] {scenario}: reference ...", file=sys.stderr, flush=True)
-        ref = run_worker("reference", scenario, model, args.runs, args.tokens)
-        print(f"[{time.strftime('%H:%M:%S')}] {scenario}: labeeb ...", file=sys.stderr, flush=True)
-        lab = run_worker("labeeb", scenario, model, args.runs, args.tokens, args.encoder, args.grouped_attention,
-                         not args.no_look)
+        if not args.interleave:
+            results[scenario] = summarise(worker("reference", scenario, args.runs), worker("labeeb", scenario, args.runs))
+            continue
+        done: dict[str, list[dict]] = {"reference": [], "labeeb": []}
+        for run in range(args.runs):
+            for variant in ("reference", "labeeb") if run % 2 == 0 else ("labeeb", "reference"):
+                done[variant].append(worker(variant, scenario, 1, run))
+        ref, lab = ({"runs": [row for w in ws for row in w["runs"]], "peak_rss_mb": max(w["peak_rss_mb"] for w in ws)}
+                    for ws in (done["reference"], done["labeeb"]))
         results[scenario] = summarise(ref, lab)
 
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "model": "SmolVLM-256M-Instruct architecture, random weights",
-        "runs": args.runs, "tokens": args.tokens, "encoder": args.encoder, "grouped_attention": args.grouped_attention,
+        "runs": args.runs, "interleaved": args.interleave, "tokens": args.tokens, "encoder": args.encoder,
+        "grouped_attention": args.grouped_attention,
         "look_while_listening": not args.no_look, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
         "results": results,
     }

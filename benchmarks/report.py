@@ -11,7 +11,8 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 def table(report: dict, targets: dict) -> str:
     cpu = report["machine"]
-    lines = [f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs; "
+    lines = [f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs"
+             f"{' (interleaved)' if report.get('interleaved') else ''}; "
              f"{cpu['cores']} cores, {cpu['platform']}", ""]
     header = f"{'scenario':18} {'metric':12} {'reference':>10} {'labeeb':>10} {'ratio':>7} {'target':>7}"
     lines += [header, "-" * len(header)]
@@ -58,7 +59,8 @@ def markdown(report: dict, targets: dict) -> str:
     machine = report["machine"]
     lines = [
         f"Measured on {machine['cores']} cores ({machine['platform']}, Python {machine['python']}); "
-        f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs; "
+        f"{report['model']}; {report['tokens']} output tokens; median of {report['runs']} runs"
+        f"{' (interleaved: one process per run, reference and Labeeb alternating)' if report.get('interleaved') else ''}; "
         f"Labeeb's vision encoder: {report.get('encoder', 'torch')}, grouped attention: "
         f"{'on' if report.get('grouped_attention') else 'off'}. "
         "Ratios are Labeeb / reference from the same run.",

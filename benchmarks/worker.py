@@ -259,6 +259,7 @@ SCENARIOS: dict[str, Callable[[Asker, int], Any]] = {
 
 def main() -> None:
     variant, scenario, model_dir, runs, tokens = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    first = int(sys.argv[6]) if len(sys.argv) > 6 else 0  # the first run's number (its pictures' seed)
     started = time.perf_counter()
     asker = (Reference if variant == "reference" else Labeeb)(model_dir, tokens)
     load = time.perf_counter() - started
@@ -268,7 +269,7 @@ def main() -> None:
     # One untimed warm-up on other pictures: first-call costs (allocator, kernels) are not the scenario.
     asker.ask([scenes.screenshot(seed=10_000)], "Warm up.")
     rows = []
-    for run in range(runs):
+    for run in range(first, first + runs):
         asker.forget()
         ttft, total, ids, decode = SCENARIOS[scenario](asker, run)
         rows.append({"ttft": ttft, "total": total, "tokens": ids,
