@@ -161,6 +161,15 @@ class FallbackChain:
             if backend is not None:
                 yield name, backend
 
+    def forget(self) -> None:
+        """Every loaded backend drops what it saw ("forget that")."""
+        with self._lock:
+            backends = list(self._backends.values())
+        for backend in backends:
+            forget = getattr(backend, "forget", None)
+            if forget is not None:
+                forget()
+
     def load(self) -> None:
         for name, _ in self._candidates():
             with self._lock:

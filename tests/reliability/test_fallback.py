@@ -26,9 +26,13 @@ class Switchable:
         self.down = False  # load() fails, as with a missing model or an unreachable server
         self.breaks: str | None = None  # "before" or "after" the first word
         self.asked: list[str] = []
+        self.forgotten = 0
 
     def __call__(self, config: object) -> "Switchable":
         return self
+
+    def forget(self) -> None:
+        self.forgotten += 1
 
     def load(self) -> None:
         if self.down:
@@ -84,6 +88,13 @@ def chain():
 def test_a_working_first_backend_answers_without_a_word_about_fallbacks(chain):
     assert chain.ask("what is this") == "local says hello"
     assert chain.remote.asked == []
+
+
+def test_forget_reaches_every_loaded_backend(chain):
+    chain.local.down = True
+    chain.ask("what is this")  # local failed to load, remote answered
+    assert chain.assistant.handle(Command("forget that")).skill == "forget"
+    assert (chain.local.forgotten, chain.remote.forgotten) == (0, 1)
 
 
 def test_local_model_down_the_remote_answers_and_the_switch_is_announced(chain):
