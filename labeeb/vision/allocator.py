@@ -4,9 +4,9 @@ Labeeb runs the vision model on more than one thread: each command on a thread o
 a look at the screen (``command_coming``) on another while the question is still being spoken.
 glibc gives threads separate arenas (up to 8 per core), and memory freed in one arena is not
 reused by another: a look's activations and then the question's each raised the high-water
-mark. Measured in the benchmark's voice turn (2 runs, SmolVLM-256M, 2-core CPU): peak RSS
-1385 MB with glibc's default, 1256 MB with one arena. torch allocates few, large blocks, so
-threads hardly contend for the one arena.
+mark. Measured in the benchmark's voice turn (SmolVLM-256M, 2-core CPU, two workers of two
+runs each, alternating): peak RSS 1372-1385 MB with glibc's default, 1266-1281 MB with one
+arena. torch allocates few, large blocks, so threads hardly contend for the one arena.
 """
 
 from __future__ import annotations
