@@ -90,7 +90,7 @@ class Labeeb(Asker):
         self.backend = self.vision.backend()
 
     def forget(self) -> None:
-        self.backend.engine.forget()
+        self.vision.forget()  # the engine's caches and the answer cache
 
     def ask(self, images, question):
         start = time.perf_counter()
