@@ -9,7 +9,7 @@ different number of rows round differently), which is what this reports.
 With OpenVINO installed it also compares the first-token logits when the vision encoder runs
 on OpenVINO (labeeb.vision.openvino_encoder). It also follows a greedy answer token by token: the logits of Labeeb's decode step
 (labeeb.vision.decode) against ``model.generate(output_logits=True)``'s, step for step while
-both chose the same tokens.
+both chose the same tokens, with the default attention and with the opt-in grouped attention.
 """
 
 from __future__ import annotations
@@ -108,12 +108,21 @@ def main() -> None:
         steps, engine_tokens = decode_logits(
             Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
             processor, FOLLOW_UP, screen, tokens)
+        grouped = decode_logits(  # the opt-in vision.grouped_attention
+            Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False,
+                   grouped_attention=True), processor, FOLLOW_UP, screen, tokens)
         openvino = None
         if encoder is not None:  # the vision encoder on OpenVINO instead of torch
             openvino = first_logits(Engine(model, processor, encoder=encoder, cache_images=False,
                                            cache_tiles=False, cache_prefix=False), processor, FOLLOW_UP, screen)
-    agree = next((i for i, (a, b) in enumerate(zip(engine_tokens, ref_tokens)) if a != b), tokens)
-    worst = min(range(agree), key=lambda i: compare(steps[i], ref_steps[i])["cosine"]) if agree else 0
+
+    def follow(steps, engine_tokens):  # step for step against generate(), while the tokens agree
+        agree = next((i for i, (a, b) in enumerate(zip(engine_tokens, ref_tokens)) if a != b), tokens)
+        worst = min(range(agree), key=lambda i: compare(steps[i], ref_steps[i])["cosine"]) if agree else 0
+        return {"steps": tokens, "same_tokens_until": agree,
+                "worst_step_vs_generate": compare(steps[worst], ref_steps[worst]) if agree else None,
+                "bit_exact_steps": sum(bool(torch.equal(steps[i], ref_steps[i])) for i in range(agree))}
+
     print(json.dumps({
         "dtype": args.dtype,
         "packed_layers": packed,
@@ -122,9 +131,8 @@ def main() -> None:
         "engine_reused_vs_fresh": compare(reused, fresh),
         "engine_reused_vs_reference": compare(reused, reference),
         "openvino_encoder_vs_reference": compare(openvino, reference) if openvino is not None else None,
-        "decode": {"steps": tokens, "same_tokens_until": agree,
-                   "worst_step_vs_generate": compare(steps[worst], ref_steps[worst]) if agree else None,
-                   "bit_exact_steps": sum(bool(torch.equal(steps[i], ref_steps[i])) for i in range(agree))},
+        "decode": follow(steps, engine_tokens),
+        "decode_grouped_attention": follow(*grouped),
     }, indent=2))
 
 
