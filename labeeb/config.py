@@ -77,7 +77,7 @@ class VisionConfig(_Section):
         "torch", description="what runs the vision encoder with engine = fast (openvino: faster per tile, more memory)"
     )
     grouped_attention: bool = Field(
-        False, description="decode attention with grouped query heads: ~1.5x faster new tokens, bf16 answers may differ"
+        False, description="decode attention with grouped query heads: ~1.3x faster decode steps, bf16 answers may differ"
     )
     reuse_prefix: bool = Field(
         True, description="follow-ups reuse the earlier prompt's key/value cache: ~8x faster, bf16 answers may differ"

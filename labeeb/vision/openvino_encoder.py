@@ -1,11 +1,12 @@
 """SmolVLM's vision encoder (SigLIP + connector) run by OpenVINO: the same network, faster on CPU.
 
-Measured on a 2-core AMD EPYC with AVX512-BF16 and no AMX, one 512 px tile, median of 6
-interleaved runs: torch bf16 1.21 s, OpenVINO 2026.4 0.76 s (its CPU plugin runs bf16 on such
-CPUs by default). Against an fp32 encoder the features agree to cosine 0.99995, as torch's
-bf16 encoder's do; ``python -m benchmarks.drift`` reports the logits. The price is memory:
-OpenVINO keeps its own repacked weights and buffers, 150-450 MB more at peak than torch's
-encoder in the benchmark, which is why it is opt-in (``vision.encoder = "openvino"``).
+Measured on a 2-core AMD EPYC with AVX512-BF16 and no AMX, one 512 px tile, alternating in one
+process (10 tiles each): torch bf16 with packed weights (labeeb.vision.packing) 0.89 s, OpenVINO
+2026.4 0.66 s (its CPU plugin runs bf16 on such CPUs by default). Against an fp32 encoder the
+features agree to cosine 0.99995, as torch's bf16 encoder's do; ``python -m benchmarks.drift``
+reports the logits. The price is memory: OpenVINO keeps its own repacked weights and buffers,
+about 250 MB more at peak than torch's encoder in the benchmark (0.86-0.96x of the reference's
+peak instead of 0.73-0.79x), which is why it is opt-in (``vision.encoder = "openvino"``).
 
 The encoder is converted from the loaded model once (about 30 s for SmolVLM-256M) and saved
 as OpenVINO IR (weights in fp16, which holds bf16 weights exactly, except magnitudes below
