@@ -74,8 +74,9 @@ class Assistant:
     # -- handling a command ----------------------------------------------------------------
 
     def command_coming(self, arrived: threading.Event) -> None:
-        """The user started speaking: plugins may start on what the command will need
-        (``command_coming`` hook) until ``arrived`` is set."""
+        """The user started speaking (or has been quiet a while, ``listen.prepare_while_idle``):
+        plugins may start on what a command will need (``command_coming`` hook) until
+        ``arrived`` is set."""
         self.host.command_coming(self, arrived)
 
     def route(self, text: str, command: Command | None = None) -> Route:

@@ -218,6 +218,9 @@ class ListenConfig(_Section):
     wake_word: str = Field("", description="empty = every utterance is a command")
     follow_up_s: float = Field(8.0, ge=0, le=3600, description="no wake word needed this long after a reply")
     barge_in: bool = True
+    prepare_while_idle: float = Field(
+        0.0, ge=0, le=3600,
+        description="seconds of quiet after which plugins prepare for a command (the screen is encoded); 0 = off")
     speak: bool = True
     not_heard: str = Field("I didn't catch that.", description="said for silence or noise; empty = say nothing")
 

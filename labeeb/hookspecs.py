@@ -70,7 +70,8 @@ def labeeb_shutdown(assistant: Assistant) -> None:
 
 @hookspec
 def command_coming(assistant: Assistant, arrived: threading.Event) -> None:
-    """A command is on its way but its words are not known yet: the user started speaking.
+    """A command is on its way but its words are not known yet: the user started speaking,
+    or (with ``listen.prepare_while_idle``) Labeeb has listened that many seconds to silence.
 
     A plugin may start, on a thread of its own, work the command will likely need (the
     screen plugin encodes the screen, so a question about it is answered sooner). Return at
@@ -78,7 +79,8 @@ def command_coming(assistant: Assistant, arrived: threading.Event) -> None:
     ``arrived`` is set: the command is then known and the CPU is needed for it.
 
     :param assistant: the running assistant.
-    :param arrived: set when the command arrives (the utterance ended) or never will.
+    :param arrived: set when the command arrives (the utterance ended) or never will, and
+        for an idle preparation when speech starts or the next idle preparation does.
     """
 
 

@@ -84,7 +84,7 @@ def _build(settings: Settings, speak: bool, speak_to: str | None, printer: _Prin
     return VoiceLoop(
         assistant, Transcriber(settings.stt), speaker,
         wake=WakeWord(listen.wake_word, listen.follow_up_s),
-        not_heard=listen.not_heard, barge_in=listen.barge_in,
+        not_heard=listen.not_heard, barge_in=listen.barge_in, prepare_every=listen.prepare_while_idle,
         on_transcript=printer.transcript, on_chunk=printer.chunk,
     )
 

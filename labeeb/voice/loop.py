@@ -95,13 +95,18 @@ class VoiceLoop:
         on_transcript: Callable[[Turn], None] | None = None,
         on_chunk: Callable[[str], None] | None = None,
         on_turn: Callable[[Turn], None] | None = None,
+        prepare_every: float = 0.0,
     ) -> None:
         self.assistant, self.transcriber, self.speaker, self.wake = assistant, transcriber, speaker, wake
         self.not_heard, self.barge_in, self.clock = not_heard, barge_in, clock
         self.on_transcript, self.on_chunk, self.on_turn = on_transcript, on_chunk, on_turn
+        self.prepare_every = prepare_every  # seconds of quiet between idle preparations; 0 = none
         self._cancel: threading.Event | None = None  # the turn in flight
         self._coming: threading.Event | None = None  # set when the utterance being spoken ends
+        self._idle: threading.Event | None = None  # set when the idle preparation must stop
+        self._quiet_since: float | None = None
         self.barge_ins = 0
+        self.idle_preparations = 0
 
     # -- one turn ------------------------------------------------------------------------
 
@@ -204,6 +209,7 @@ class VoiceLoop:
             self.interrupt()
         # Plugins may start on what the command will need while it is spoken (the screen
         # plugin looks at the screen). On its own thread: a slow hook must not stall listening.
+        self._stop_preparing()
         self._arrived()  # an earlier start that never became an utterance (a cough)
         coming = self._coming = threading.Event()
         threading.Thread(target=self.assistant.command_coming, args=(coming,), name="labeeb-command-coming",
@@ -214,6 +220,33 @@ class VoiceLoop:
         if self._coming is not None:
             self._coming.set()
             self._coming = None
+
+    def _prepare_if_idle(self, busy: bool) -> None:
+        """With ``prepare_every``: each time that many seconds pass with nothing said, answered
+        or spoken, plugins prepare for the next command (the ``command_coming`` hook, until
+        speech starts: the screen plugin encodes the screen's changed tiles), so a question
+        about the screen finds all of it seen, not just what fits in the time it is spoken."""
+        if not self.prepare_every:
+            return
+        now = self.clock()
+        if busy or self._cancel is not None or (self.speaker is not None and self.speaker.speaking):
+            self._quiet_since = None
+            return
+        if self._quiet_since is None:
+            self._quiet_since = now
+        if now - self._quiet_since < self.prepare_every:
+            return
+        self._quiet_since = now
+        self._stop_preparing()  # the last one stops after the tile in hand; this one looks afresh
+        idle = self._idle = threading.Event()
+        self.idle_preparations += 1
+        threading.Thread(target=self.assistant.command_coming, args=(idle,), name="labeeb-idle-prepare",
+                         daemon=True).start()
+
+    def _stop_preparing(self) -> None:
+        if self._idle is not None:
+            self._idle.set()
+            self._idle = None
 
     def run(self, source: AudioSource, detector: EndpointDetector | PushToTalk) -> None:
         """Listen until the source ends or Ctrl-C; turns run in order on a worker thread."""
@@ -230,6 +263,7 @@ class VoiceLoop:
                 for utterance in detector.feed(block):
                     self._arrived()
                     utterances.put(utterance)
+                self._prepare_if_idle(busy=detector.speaking or not utterances.empty())
             tail = detector.flush()
             self._arrived()
             if tail is not None:
@@ -242,6 +276,7 @@ class VoiceLoop:
             raise
         finally:
             self._arrived()
+            self._stop_preparing()
             utterances.put(None)
             worker.join(timeout=5 if stopped else None)
             source.close()

@@ -264,6 +264,64 @@ def test_looking_while_listening_can_be_turned_off(whisper, speech, xvfb, monkey
     assert [t.skill for t in turns] == ["describe"] and fake.requests and not fake.looks
 
 
+def _recording_preparations(assistant):
+    """Wrap ``assistant.command_coming``: the ``arrived`` event of each call, in order."""
+    calls, original = [], assistant.command_coming
+
+    def record(arrived):
+        calls.append(arrived)
+        original(arrived)
+
+    assistant.command_coming = record
+    return calls
+
+
+def test_while_idle_the_screen_is_looked_at_before_anything_is_said(whisper, speech, xvfb, monkeypatch):
+    """listen.prepare_while_idle: after that much silence the screen plugin looks at the real
+    screen, so a question finds all of it seen; speech start stops the idle look and starts the
+    usual one; the question is answered as ever."""
+    from labeeb.testing import FakeVision, make_assistant
+
+    monkeypatch.setenv("DISPLAY", xvfb)
+    fake = FakeVision("The screen is empty and black.")
+    assistant = make_assistant(vision=fake)
+    assistant.vision.backend()
+    calls = _recording_preparations(assistant)
+    source, turns = PushedSource(), []
+    loop = VoiceLoop(assistant, whisper, on_turn=turns.append, prepare_every=0.6)
+    feeder = threading.Thread(target=push_in_real_time,
+                              args=(source, np.concatenate([silence(2.0), speech("what is on my screen"), silence(1.0)])))
+    feeder.start()
+    loop.run(source, EndpointDetector())
+    feeder.join()
+    assert [(t.plugin, t.skill) for t in turns] == [("screen", "describe")]
+    assert loop.idle_preparations >= 2  # 2 s of silence, one every 0.6 s
+    assert len(calls) >= loop.idle_preparations + 1  # and the one at speech start
+    assert all(event.is_set() for event in calls)  # each stopped: by the next one, speech, or the end
+    idle_looks = [images for images, arrived in fake.looks[:2]]
+    assert all(images[0].size == (1024, 768) for images in idle_looks)  # the real screenshot
+    assert fake.requests[0].images[0].tobytes() == idle_looks[0][0].tobytes()  # what the question saw
+
+
+def test_idle_preparation_is_off_by_default(whisper, xvfb, monkeypatch):
+    from labeeb.config import Settings
+    from labeeb.testing import FakeVision, make_assistant
+
+    assert Settings().listen.prepare_while_idle == 0
+    monkeypatch.setenv("DISPLAY", xvfb)
+    fake = FakeVision("fine")
+    assistant = make_assistant(vision=fake)
+    assistant.vision.backend()
+    calls = _recording_preparations(assistant)
+    source = PushedSource()
+    feeder = threading.Thread(target=push_in_real_time, args=(source, silence(1.5)))
+    feeder.start()
+    loop = VoiceLoop(assistant, whisper)
+    loop.run(source, EndpointDetector())
+    feeder.join()
+    assert loop.idle_preparations == 0 and not calls and not fake.looks
+
+
 def test_brief_error_messages():
     assert brief("The x skill failed: RuntimeError: boom. More detail here.") == "The x skill failed: RuntimeError: boom"
     assert len(brief("word " * 100)) <= 103
