@@ -44,10 +44,10 @@ def model_dir(path: str | None) -> str:
 
 
 def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int, encoder: str = "torch",
-               grouped: bool = False, look: bool = True, first: int = 0) -> dict:
+               grouped: bool = False, look: bool = True, first: int = 0, idle: float = 0.0) -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "LABEEB_BENCH_ENCODER": encoder, "LABEEB_BENCH_GROUPED": "1" if grouped else "0",
-           "LABEEB_BENCH_LOOK": "1" if look else "0"}
+           "LABEEB_BENCH_LOOK": "1" if look else "0", "LABEEB_BENCH_IDLE": str(idle)}
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.worker", variant, scenario, model, str(runs), str(tokens), str(first)],
         capture_output=True, text=True, env=env, cwd=HERE.parent,
@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--grouped-attention", action="store_true", help="Labeeb's vision.grouped_attention = true")
     parser.add_argument("--no-look", action="store_true",
                         help="voice turn without looking at the screen while listening (screen.look_while_listening = false)")
+    parser.add_argument("--idle-look", type=float, default=0.0, metavar="SECONDS",
+                        help="voice turn: the screen is on display this long before the question is spoken, and "
+                             "Labeeb looks at it meanwhile (listen.prepare_while_idle)")
     parser.add_argument("--interleave", action="store_true",
                         help="one worker per run, reference and Labeeb alternating, so the machine's drift "
                              "hits both alike (slower: each worker loads the model)")
@@ -102,7 +105,7 @@ def main() -> None:
         if variant == "reference":
             return run_worker(variant, scenario, model, runs, args.tokens, first=first)
         return run_worker(variant, scenario, model, runs, args.tokens, args.encoder, args.grouped_attention,
-                          not args.no_look, first)
+                          not args.no_look, first, args.idle_look)
 
     results = {}
     for scenario in args.scenarios:
@@ -123,7 +126,7 @@ def main() -> None:
         "model": "SmolVLM-256M-Instruct architecture, random weights",
         "runs": args.runs, "interleaved": args.interleave, "tokens": args.tokens, "encoder": args.encoder,
         "grouped_attention": args.grouped_attention,
-        "look_while_listening": not args.no_look, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
+        "look_while_listening": not args.no_look, "idle_look_seconds": args.idle_look, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
         "results": results,
     }
     out = Path(args.out)

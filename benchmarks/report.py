@@ -78,9 +78,12 @@ def markdown(report: dict, targets: dict) -> str:
         lines.append(f"| {scenario.replace('_', ' ')} | " + " | ".join(cells) + f" | {res['same_tokens']} |")
     if "voice_turn" in report["results"]:
         looked = report["results"]["voice_turn"].get("looked_tiles")
-        look = (f" Labeeb hears the question in real time and looked at the screen while it was spoken "
-                f"({', '.join(map(str, looked))} of the screenshot's 13 tiles encoded by the end of speech, per run)."
-                if report.get("look_while_listening", True) else
+        idle = report.get("idle_look_seconds") or 0
+        shown = (f"The screen was on display {idle:g} s before the question, and Labeeb looked at it meanwhile "
+                 f"(--idle-look) and while the question was spoken" if idle else
+                 "Labeeb hears the question in real time and looked at the screen while it was spoken")
+        look = (f" {shown} ({', '.join(map(str, looked))} of the screenshot's 13 tiles encoded by the end of "
+                f"speech, per run)." if report.get("look_while_listening", True) else
                 " Labeeb did not look at the screen while listening (--no-look).")
         lines += ["", "Voice turn: the first column is the end of the spoken question to the first audio out "
                       "(reference: transcribe, generate the whole answer, synthesise it); total is when the answer's "

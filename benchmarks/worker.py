@@ -198,6 +198,10 @@ def voice_turn(asker: Asker, run: int):
     (``VisionProcessor.look``, as the screen plugin's ``command_coming`` hook does) until the
     utterance ends. Then its transcriber, and the answer streamed into its speaker, which
     starts on the first fragment. Both are timed from the end of the utterance.
+
+    With ``--idle-look SECONDS`` the screen is on display that long before the question is
+    spoken, and Labeeb looks at it meanwhile, as ``listen.prepare_while_idle`` has it do
+    (the reference has nothing to do then).
     """
     global _voice
     labeeb = isinstance(asker, Labeeb)
@@ -214,13 +218,24 @@ def voice_turn(asker: Asker, run: int):
 
     from labeeb.voice.speaker import Speaker
 
-    arrived, looked = threading.Event(), []
+    arrived, idle, looked = threading.Event(), threading.Event(), []
 
-    def look() -> None:
-        looked.append(asker.vision.look([screen], arrived))
+    def look(until: threading.Event) -> None:
+        looked.append(asker.vision.look([screen], until))
 
     looking = os.environ.get("LABEEB_BENCH_LOOK", "1") == "1"  # python -m benchmarks --no-look
-    utterance = _voice.listen(lambda: threading.Thread(target=look, daemon=True).start() if looking else None)
+    shown = float(os.environ.get("LABEEB_BENCH_IDLE", "0"))  # python -m benchmarks --idle-look
+    if shown > 0:
+        if looking:
+            threading.Thread(target=look, args=(idle,), daemon=True).start()
+        time.sleep(shown)
+
+    def speech_started() -> None:
+        idle.set()
+        if looking:
+            threading.Thread(target=look, args=(arrived,), daemon=True).start()
+
+    utterance = _voice.listen(speech_started)
     arrived.set()
     start = time.perf_counter()
     question = _voice.transcribe(utterance.samples)
@@ -232,7 +247,7 @@ def voice_turn(asker: Asker, run: int):
     done = time.perf_counter()
     speaker.finish()
     speaker.close()  # waits until the whole answer was synthesised and "played"
-    _looked.append(looked[0] if looked else 0)
+    _looked.append(sum(looked))
     return speaker.first_audio_at - start, done - start, list(asker.backend.engine.last.generated), done - first_token
 
 
