@@ -211,9 +211,13 @@ class VoiceLoop:
         # plugin looks at the screen). On its own thread: a slow hook must not stall listening.
         self._stop_preparing()
         self._arrived()  # an earlier start that never became an utterance (a cough)
-        coming = self._coming = threading.Event()
-        threading.Thread(target=self.assistant.command_coming, args=(coming,), name="labeeb-command-coming",
-                         daemon=True).start()
+        self._coming = self._announce("labeeb-command-coming")
+
+    def _announce(self, name: str) -> threading.Event:
+        """Run the ``command_coming`` hook on a thread of its own; returns its ``arrived`` event."""
+        arrived = threading.Event()
+        threading.Thread(target=self.assistant.command_coming, args=(arrived,), name=name, daemon=True).start()
+        return arrived
 
     def _arrived(self) -> None:
         """The utterance being spoken ended (or never will): look-ahead work stops."""
@@ -238,10 +242,8 @@ class VoiceLoop:
             return
         self._quiet_since = now
         self._stop_preparing()  # the last one stops after the tile in hand; this one looks afresh
-        idle = self._idle = threading.Event()
         self.idle_preparations += 1
-        threading.Thread(target=self.assistant.command_coming, args=(idle,), name="labeeb-idle-prepare",
-                         daemon=True).start()
+        self._idle = self._announce("labeeb-idle-prepare")
 
     def _stop_preparing(self) -> None:
         if self._idle is not None:
