@@ -222,6 +222,15 @@ def push_in_real_time(source, audio, block=0.25):
     source.end()
 
 
+def listen_in_real_time(loop, audio):
+    """Run ``loop`` on a source that delivers ``audio`` as a microphone would, to its end."""
+    source = PushedSource()
+    feeder = threading.Thread(target=push_in_real_time, args=(source, audio))
+    feeder.start()
+    loop.run(source, EndpointDetector())
+    feeder.join()
+
+
 def test_the_screen_is_looked_at_while_the_question_is_spoken(whisper, speech, xvfb, monkeypatch):
     """Speech starts: the screen plugin grabs the real (Xvfb) screen and shows it to the loaded
     vision model before the words are known; the question then asks about the same pixels."""
@@ -231,13 +240,9 @@ def test_the_screen_is_looked_at_while_the_question_is_spoken(whisper, speech, x
     fake = FakeVision("The screen is empty and black.")
     assistant = make_assistant(vision=fake)
     assistant.vision.backend()  # looking ahead never loads a model: this one is loaded
-    source, turns = PushedSource(), []
+    turns = []
     loop = VoiceLoop(assistant, whisper, on_turn=turns.append)
-    feeder = threading.Thread(target=push_in_real_time,
-                              args=(source, np.concatenate([silence(0.5), speech("what is on my screen"), silence(1.0)])))
-    feeder.start()
-    loop.run(source, EndpointDetector())
-    feeder.join()
+    listen_in_real_time(loop, np.concatenate([silence(0.5), speech("what is on my screen"), silence(1.0)]))
     assert [(t.plugin, t.skill) for t in turns] == [("screen", "describe")]
     assert len(fake.looks) == 1
     (looked,), arrived_before = fake.looks[0]
@@ -255,12 +260,9 @@ def test_looking_while_listening_can_be_turned_off(whisper, speech, xvfb, monkey
     settings.screen.look_while_listening = False
     assistant = make_assistant(vision=fake, settings=settings)
     assistant.vision.backend()
-    source, turns = PushedSource(), []
-    feeder = threading.Thread(target=push_in_real_time,
-                              args=(source, np.concatenate([speech("what is on my screen"), silence(1.0)])))
-    feeder.start()
-    VoiceLoop(assistant, whisper, on_turn=turns.append).run(source, EndpointDetector())
-    feeder.join()
+    turns = []
+    listen_in_real_time(VoiceLoop(assistant, whisper, on_turn=turns.append),
+                        np.concatenate([speech("what is on my screen"), silence(1.0)]))
     assert [t.skill for t in turns] == ["describe"] and fake.requests and not fake.looks
 
 
@@ -287,13 +289,9 @@ def test_while_idle_the_screen_is_looked_at_before_anything_is_said(whisper, spe
     assistant = make_assistant(vision=fake)
     assistant.vision.backend()
     calls = _recording_preparations(assistant)
-    source, turns = PushedSource(), []
+    turns = []
     loop = VoiceLoop(assistant, whisper, on_turn=turns.append, prepare_every=0.6)
-    feeder = threading.Thread(target=push_in_real_time,
-                              args=(source, np.concatenate([silence(2.0), speech("what is on my screen"), silence(1.0)])))
-    feeder.start()
-    loop.run(source, EndpointDetector())
-    feeder.join()
+    listen_in_real_time(loop, np.concatenate([silence(2.0), speech("what is on my screen"), silence(1.0)]))
     assert [(t.plugin, t.skill) for t in turns] == [("screen", "describe")]
     assert loop.idle_preparations >= 2  # 2 s of silence, one every 0.6 s
     assert len(calls) >= loop.idle_preparations + 1  # and the one at speech start
@@ -313,12 +311,8 @@ def test_idle_preparation_is_off_by_default(whisper, xvfb, monkeypatch):
     assistant = make_assistant(vision=fake)
     assistant.vision.backend()
     calls = _recording_preparations(assistant)
-    source = PushedSource()
-    feeder = threading.Thread(target=push_in_real_time, args=(source, silence(1.5)))
-    feeder.start()
     loop = VoiceLoop(assistant, whisper)
-    loop.run(source, EndpointDetector())
-    feeder.join()
+    listen_in_real_time(loop, silence(1.5))
     assert loop.idle_preparations == 0 and not calls and not fake.looks
 
 
