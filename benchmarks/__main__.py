@@ -65,7 +65,8 @@ def summarise(ref: dict, lab: dict) -> dict:
     out = {}
     for key in ("ttft", "total", "decode_tps"):
         r, l = median(ref["runs"], key), median(lab["runs"], key)
-        out[key] = {"reference": r, "labeeb": l, "ratio": (l / r) if r and l else None}
+        out[key] = {"reference": r, "labeeb": l, "ratio": (l / r) if r and l else None,
+                    "runs": {"reference": [row[key] for row in ref["runs"]], "labeeb": [row[key] for row in lab["runs"]]}}
     out["peak_rss_mb"] = {"reference": ref["peak_rss_mb"], "labeeb": lab["peak_rss_mb"],
                           "ratio": lab["peak_rss_mb"] / ref["peak_rss_mb"]}
     same = [a["tokens"] == b["tokens"] for a, b in zip(ref["runs"], lab["runs"])]
