@@ -127,7 +127,8 @@ def main() -> None:
         "model": "SmolVLM-256M-Instruct architecture, random weights",
         "runs": args.runs, "interleaved": args.interleave, "tokens": args.tokens, "encoder": args.encoder,
         "grouped_attention": args.grouped_attention,
-        "look_while_listening": not args.no_look, "idle_look_seconds": args.idle_look, "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
+        "look_while_listening": not args.no_look, "idle_look_seconds": args.idle_look,
+        "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
         "results": results,
     }
     out = Path(args.out)
