@@ -80,7 +80,7 @@ class VisionConfig(_Section):
         False, description="decode attention with grouped query heads: ~1.3x faster decode steps, bf16 answers may differ"
     )
     reuse_prefix: bool = Field(
-        True, description="follow-ups reuse the earlier prompt's key/value cache: ~8x faster, bf16 answers may differ"
+        True, description="reuse the earlier prompt's key/value cache where a prompt starts alike (exact: whole 512-position blocks)"
     )
     preprocess: PreprocessConfig = PreprocessConfig()
     openai: OpenAIBackendConfig = OpenAIBackendConfig()

@@ -67,10 +67,14 @@ def test_fresh_follow_up_changed_and_history_match_reference(parts):
     unique = len(set(Engine(model, processor).prepare_images([screen()]).tile_keys))
     assert unique < 13
     assert (fresh.tiles_encoded, fresh.tiles_reused) == (unique, 13 - unique) and fresh.prefix_reused == 0
-    # follow-up on the same screen: no image work at all, only the new question is prefilled
-    assert follow_up.images_reused and follow_up.tiles_encoded == 0 and follow_up.prefilled < 15
-    # one window changed: only the tiles it touches are encoded again
+    # follow-up on the same screen: no image work at all; the key/value cache is reused in
+    # whole blocks of 512 positions (exact), the rest of the prompt is prefilled
+    assert follow_up.images_reused and follow_up.tiles_encoded == 0
+    assert engine.block == follow_up.prefix_reused == 512
+    # one window changed: only the tiles it touches are encoded again, and the key/value cache
+    # is reused up to the first changed tile (the 7th of 13 here)
     assert 0 < changed.tiles_encoded < 6 and changed.tiles_reused == 13 - changed.tiles_encoded
+    assert changed.prefix_reused == 6 * 64 + 18
     assert history.images_reused and history.tiles_encoded == 0
 
 

@@ -12,9 +12,10 @@ Three caches, each keyed by content so a different image can never hit:
 Generation is a plain greedy (or sampled) loop that computes logits for the last position
 only; the prompt is prefilled by the transformers model itself, each new token by
 ``labeeb.vision.decode.Decoder`` (a lean step over a key/value cache that grows in place).
-It computes exactly what ``model.generate`` computes, bit for bit in bf16 too, except where a
-reused key/value prefix is extended in bf16 (rounding; reported by benchmarks.drift; off with
-``cache_prefix=False``, ``vision.reuse_prefix = false``) and with the opt-in grouped attention.
+It computes exactly what ``model.generate`` computes, bit for bit in bf16 too, reused work
+included, except with the opt-in grouped attention. A key/value prefix is reused only in whole
+blocks of 512 positions (``labeeb.vision.attention_blocks``): in reduced precision the last,
+partial block of a prompt rounds differently depending on where the prompt ends.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
+
+from labeeb.vision.attention_blocks import settled
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -79,8 +82,9 @@ class PreparedImages:
 
 @dataclass
 class _Prefix:
-    inputs: torch.Tensor  # (seq,) what the cache holds: token ids, image tokens as the images' code
+    inputs: torch.Tensor  # (seq,) what the cache holds: token ids, image tokens as their tile's code
     cache: Any  # DynamicCache
+    settled: int  # leading positions that a longer prompt computes the same (whole attention blocks)
 
 
 @dataclass
@@ -126,6 +130,16 @@ class Engine:
         self._tiles: LRU = LRU(tile_cache_size)
         self._prefixes: list[_Prefix] = []
         self._prefix_cache_size = prefix_cache_size
+        # Key/value positions are reused in whole attention blocks only (0: never), which
+        # keeps reuse exact; checked once on this machine.
+        self.block = 0
+        if cache_prefix:
+            from labeeb.vision.attention_blocks import settled_block
+
+            text = model.config.get_text_config()
+            heads = text.num_attention_heads
+            head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+            self.block = settled_block(heads, text.num_key_value_heads or heads, head_dim, self.dtype, device)
         self._lock = threading.Lock()
         self.last = EngineStats()
         from labeeb.vision.decode import Decoder
@@ -267,24 +281,32 @@ class Engine:
     # -- prefill with a reused key/value prefix ----------------------------------------------
 
     def prompt_inputs(self, ids: torch.Tensor, prepared: PreparedImages | None) -> torch.Tensor:
-        """``ids`` with the image tokens replaced by a (negative) code of the images' content.
+        """``ids`` with each image token replaced by a (negative) code of its tile's content.
 
         Image tokens all share one id, so on their own two prompts about different pictures
-        would look alike. (Reusing the cache up to the first *changed tile* would be valid too,
-        but prefilling the rest behind a long reused prefix takes another attention kernel
-        whose rounding can change the greedy tokens; a changed picture reuses its unchanged
-        tiles' features instead, which is exact.)
+        would look alike. Coded per tile, a screen where one window changed matches the one
+        before up to the first changed tile, and the key/value cache is reused up to there.
         """
+        import torch
+
         inputs = ids.clone()
-        if prepared is not None:
-            inputs[ids == self.image_token_id] = -1 - int(prepared.key[:15], 16)
+        if prepared is None:
+            return inputs
+        where = ids == self.image_token_id
+        keys = prepared.tile_keys if prepared.real and all(prepared.tile_keys) else []
+        if not keys or int(where.sum()) % len(keys):  # no tile hashes: one code for all the images
+            keys = [prepared.key]
+        codes = torch.tensor([-1 - int(key[:15], 16) for key in keys], dtype=ids.dtype)
+        inputs[where] = codes.repeat_interleave(int(where.sum()) // len(keys))  # tokens follow the tiles
         return inputs
 
     def _reusable(self, inputs: torch.Tensor) -> tuple[int, _Prefix | None]:
-        """The longest cached prefix of ``inputs`` (see prompt_inputs) and the entry holding it."""
+        """The longest reusable cached prefix of ``inputs`` (see prompt_inputs) and its entry:
+        positions both prompts share, in attention blocks whole in both (always exact)."""
         best, best_len = None, 0
+        whole = min(settled(len(inputs), self.block), len(inputs) - 1)  # leave at least one token to prefill
         for entry in self._prefixes:
-            n = min(len(entry.inputs), len(inputs) - 1)  # always leave at least one token to prefill
+            n = min(len(entry.inputs), entry.settled, whole)
             if n <= 0:
                 continue
             length = int((entry.inputs[:n] == inputs[:n]).int().cumprod(0).sum())
@@ -301,10 +323,10 @@ class Engine:
             fresh.update(layer.keys[..., :length, :], layer.values[..., :length, :], index)
         return fresh
 
-    def _remember(self, inputs: torch.Tensor, cache: Any) -> None:
+    def _remember(self, inputs: torch.Tensor, cache: Any, prompt_length: int) -> None:
         self._prefixes = [p for p in self._prefixes
                           if not bool(p.inputs.shape == inputs.shape and (p.inputs == inputs).all())]
-        self._prefixes.append(_Prefix(inputs, cache))
+        self._prefixes.append(_Prefix(inputs, cache, settled(prompt_length, self.block)))
         del self._prefixes[: -self._prefix_cache_size]
 
     # -- generation ----------------------------------------------------------------------------
@@ -340,7 +362,8 @@ class Engine:
             new = ids[start:][None].to(self.device)
             embeds = self.model.get_input_embeddings()(new)
             if prepared is not None and bool((new == self.image_token_id).any()):
-                features = self.image_features(prepared).to(embeds.dtype)
+                before = int((ids[:start] == self.image_token_id).sum())  # image tokens in the reused prefix
+                features = self.image_features(prepared)[before:].to(embeds.dtype)
                 mask = (new == self.image_token_id)[..., None].expand_as(embeds)
                 embeds = embeds.masked_scatter(mask, features)
             self.last.prefix_reused, self.last.prefilled = start, len(ids) - start
@@ -352,7 +375,7 @@ class Engine:
                 # The cache now holds the prompt and every generated token but the last.
                 held = torch.cat([inputs, torch.tensor(generated[:-1], dtype=ids.dtype)])
                 if self.cache_prefix and cache.get_seq_length() == len(held):
-                    self._remember(held, cache)
+                    self._remember(held, cache, len(ids))
 
     def _decode(self, ids: torch.Tensor, logits: torch.Tensor, cache: Any, request: VisionRequest,
                 stats: GenerationStats, generated: list[int]) -> Iterator[str]:
