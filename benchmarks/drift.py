@@ -2,9 +2,11 @@
 
 Compares the logits of a follow-up question computed afresh (nothing reused) with the same
 logits when Labeeb reuses the earlier prompt's key/value cache and the tile features, and both
-with the reference (``model(**processor(...))``). In float32 the engine reproduces the
-reference; in bfloat16 a prefill split in two differs in the last bits (matrix products over a
-different number of rows round differently), which is what this reports.
+with the reference (``model(**processor(...))``). The engine reproduces the reference bit for
+bit, reuse included: it reuses key/value positions in whole attention blocks only
+(labeeb.vision.attention_blocks). ``all_shared_positions_reused`` shows what reusing every
+position the two prompts share would do instead: in bfloat16 the last, partial block rounds
+differently when the prompt ends elsewhere.
 
 With OpenVINO installed it also compares the first-token logits when the vision encoder runs
 on OpenVINO (labeeb.vision.openvino_encoder). It also follows a greedy answer token by token: the logits of Labeeb's decode step
@@ -105,6 +107,11 @@ def main() -> None:
         reusing = Engine(model, processor)
         first_logits(reusing, processor, QUESTION, screen)
         reused = first_logits(reusing, processor, FOLLOW_UP, screen)
+        reused_tokens = reusing.last.prefix_reused
+        everything = Engine(model, processor)
+        everything.block = 1  # every shared position counts as settled: the reuse this avoids
+        first_logits(everything, processor, QUESTION, screen)
+        all_shared = first_logits(everything, processor, FOLLOW_UP, screen)
         steps, engine_tokens = decode_logits(
             Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False),
             processor, FOLLOW_UP, screen, tokens)
@@ -126,10 +133,12 @@ def main() -> None:
     print(json.dumps({
         "dtype": args.dtype,
         "packed_layers": packed,
-        "prefix_reused_tokens": reusing.last.prefix_reused,
+        "prefix_reused_tokens": reused_tokens,
         "engine_fresh_vs_reference": compare(fresh, reference),
         "engine_reused_vs_fresh": compare(reused, fresh),
         "engine_reused_vs_reference": compare(reused, reference),
+        "all_shared_positions_reused": {"prefix_reused_tokens": everything.last.prefix_reused,
+                                        "vs_fresh": compare(all_shared, fresh)},
         "openvino_encoder_vs_reference": compare(openvino, reference) if openvino is not None else None,
         "decode": follow(steps, engine_tokens),
         "decode_grouped_attention": follow(*grouped),
