@@ -7,7 +7,8 @@ Three caches, each keyed by content so a different image can never hit:
 - vision features per 512 px tile, by a hash of the tile's pixel values: a screenshot where one
   window changed re-encodes only the tiles that changed;
 - the key/value cache of the last prompts: a new prompt that starts with the same tokens (and
-  the same images) only prefills what is new, so a follow-up question prefills just itself.
+  the same tiles) reuses it up to where they differ, in whole blocks of 512 positions, so a
+  follow-up prefills the last block and itself, a changed window from its first changed tile.
 
 Generation is a plain greedy (or sampled) loop that computes logits for the last position
 only; the prompt is prefilled by the transformers model itself, each new token by
