@@ -28,7 +28,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from labeeb.vision.attention_blocks import settled
+from labeeb.vision.attention_blocks import settled, settled_block
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -135,8 +135,6 @@ class Engine:
         # keeps reuse exact; checked once on this machine.
         self.block = 0
         if cache_prefix:
-            from labeeb.vision.attention_blocks import settled_block
-
             text = model.config.get_text_config()
             heads = text.num_attention_heads
             head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
@@ -294,11 +292,12 @@ class Engine:
         if prepared is None:
             return inputs
         where = ids == self.image_token_id
+        count = int(where.sum())
         keys = prepared.tile_keys if prepared.real and all(prepared.tile_keys) else []
-        if not keys or int(where.sum()) % len(keys):  # no tile hashes: one code for all the images
+        if not keys or count % len(keys):  # no tile hashes: one code for all the images
             keys = [prepared.key]
         codes = torch.tensor([-1 - int(key[:15], 16) for key in keys], dtype=ids.dtype)
-        inputs[where] = codes.repeat_interleave(int(where.sum()) // len(keys))  # tokens follow the tiles
+        inputs[where] = codes.repeat_interleave(count // len(keys))  # the tokens follow the tiles' order
         return inputs
 
     def _reusable(self, inputs: torch.Tensor) -> tuple[int, _Prefix | None]:
