@@ -112,11 +112,34 @@ def decode_data_url(url: str, max_pixels: int, param: str | None = None) -> Imag
 # -- remote URLs -----------------------------------------------------------------------------
 
 
+#: IPv6 prefixes whose last 32 bits are an IPv4 address the packet really goes to (NAT64:
+#: the well-known prefix and the local-use one, RFC 6052 and RFC 8215).
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)  # the Teredo server and the (un-obfuscated) client
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    if any(ip in prefix for prefix in NAT64_PREFIXES):
+        return [low32]
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # IPv4-compatible ::a.b.c.d (not :: or ::1)
+        return [low32]
+    return []
+
+
 def is_public_address(address: str) -> bool:
-    """True only for globally routable unicast addresses."""
+    """True only for globally routable unicast addresses, judging any IPv4 one embeds."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner:  # the wrapper prefix may look global; where the packet lands decides
+            return all(v4.is_global and not v4.is_multicast for v4 in inner)
     return ip.is_global and not ip.is_multicast
 
 

@@ -44,6 +44,14 @@ def test_pixel_limit_is_checked_before_decoding():
         ("127.0.0.1", False), ("::1", False), ("10.1.2.3", False), ("172.16.0.1", False),
         ("192.168.1.1", False), ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False),
         ("::ffff:127.0.0.1", False), ("fc00::1", False), ("fe80::1%eth0", False), ("224.0.0.1", False),
+        # IPv6 forms that carry an IPv4 address: the embedded one is judged.
+        ("::127.0.0.1", False), ("::10.0.0.1", False), ("::8.8.8.8", True),  # IPv4-compatible
+        ("64:ff9b::7f00:1", False), ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::808:808", True),  # NAT64
+        ("64:ff9b:1::7f00:1", False), ("64:ff9b:1::c0a8:101", False),  # local-use NAT64
+        ("2002:7f00:1::", False), ("2002:a00:1::1", False), ("2002:808:808::", True),  # 6to4
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo, client 127.0.0.1
+        ("2001:0:808:808:0:f7f7:f7f7:f7f7", True),  # Teredo, server and client 8.8.8.8
+        ("::ffff:8.8.8.8", True), ("::", False),
     ],
 )
 def test_only_public_unicast_addresses_pass(address, public):
