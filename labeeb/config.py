@@ -166,8 +166,11 @@ class ServerConfig(_Section):
     remote_image_hosts: list[str] = Field(default_factory=list)
     allow_screen: bool = False
     cors_origins: list[str] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host header names served besides localhost, IP addresses and server.host",
+    )
 
-    _split = field_validator("remote_image_hosts", "cors_origins", mode="before")(_split_commas)
+    _split = field_validator("remote_image_hosts", "cors_origins", "allowed_hosts", mode="before")(_split_commas)
 
 
 class DocumentsConfig(_Section):

@@ -22,7 +22,7 @@ from labeeb import __version__
 from labeeb.server import audio, schemas
 from labeeb.server.chat import ChatService, to_api_error
 from labeeb.server.errors import ApiError, install_error_handlers
-from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware
+from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, HostOriginMiddleware
 from labeeb.server.queue import QueueFull, WorkQueue
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -151,6 +151,9 @@ def create_app(
             CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # Outermost of all: a request for another host name or from a foreign page goes no further.
+    app.add_middleware(HostOriginMiddleware, host=config.host, allowed_hosts=list(config.allowed_hosts),
+                       cors_origins=list(config.cors_origins))
 
     # -- the web page ------------------------------------------------------------------------
 

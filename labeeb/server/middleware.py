@@ -1,15 +1,19 @@
-"""The two checks every request passes before a route sees it: the API key and body size.
+"""The checks every request passes before a route sees it: who it is for (Host), which
+page sent it (Origin), the API key and the body size.
 
-Both are plain ASGI middleware (not ``BaseHTTPMiddleware``) so streamed answers pass
+All are plain ASGI middleware (not ``BaseHTTPMiddleware``) so streamed answers pass
 through untouched. The key is compared in constant time; the body is counted as it
 arrives, so a client that lies about (or omits) ``Content-Length`` is stopped too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import ipaddress
 from typing import Any, Awaitable, Callable
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 
@@ -39,6 +43,103 @@ def _header(scope: Scope, name: bytes) -> str:
         if key.lower() == name:
             return value.decode("latin-1")
     return ""
+
+
+#: Methods a browser sends cross-site only after a CORS preflight it would fail, or that
+#: change nothing: their Origin is left to CORS.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "*")
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    """``host[:port]`` (IPv6 in brackets) -> (lower-case host without brackets, port)."""
+    try:
+        parts = urlsplit("//" + value)
+        return (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:
+        return "", None
+
+
+def _origin_key(origin: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an Origin, default ports filled in; None when malformed."""
+    try:
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        return parts.scheme, parts.hostname.rstrip("."), parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+
+
+class HostOriginMiddleware:
+    """Serve only requests addressed to this server and not sent by a foreign web page.
+
+    *Host* (DNS rebinding): a page on ``evil.example`` can make the browser resolve that
+    name to 127.0.0.1 and then read this server as if same-origin; the request still says
+    ``Host: evil.example``, so it is answered 421. Accepted: ``localhost``, any IP address
+    (an address cannot be rebound), ``server.host`` and the ``server.allowed_hosts``
+    names (``*.example.org`` patterns; ``*`` turns the check off).
+
+    *Origin* (cross-site requests): a foreign page may POST a form or a "simple" fetch
+    without a preflight. Unsafe methods whose ``Origin`` is neither this server's own
+    nor on ``server.cors_origins`` (or, without Origin, whose ``Sec-Fetch-Site`` says
+    ``cross-site``) are answered 403. Clients that send neither (curl, SDKs) pass.
+    """
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", allowed_hosts: list[str] | None = None,
+                 cors_origins: list[str] | None = None) -> None:
+        self.app = app
+        names = [h.lower().strip() for h in (allowed_hosts or [])]
+        if host.lower() not in WILDCARD_HOSTS:
+            names.append(host.lower().strip("[]"))
+        self.any_host = "*" in names
+        self.names = {n.rstrip(".") for n in names if n and not n.startswith("*.")}
+        self.suffixes = tuple(n[1:].rstrip(".") for n in names if n.startswith("*."))
+        origins = [o.strip() for o in (cors_origins or [])]
+        self.any_origin = "*" in origins
+        self.origins = {key for key in map(_origin_key, origins) if key}
+
+    def host_allowed(self, host: str) -> bool:
+        if self.any_host or host == "localhost" or host in self.names:
+            return True
+        if self.suffixes and host.endswith(self.suffixes):
+            return True
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+            return True  # reached by address: no name a rebinding attacker could control
+        except ValueError:
+            return False
+
+    def origin_allowed(self, scope: Scope, origin: str, host_header: str) -> bool:
+        key = _origin_key(origin)
+        if key is None:
+            return False  # "null" (sandboxed frames, file: pages) or garbage
+        if self.any_origin or key in self.origins:
+            return True
+        own = _origin_key(f"{scope.get('scheme', 'http')}://{host_header}") if host_header else None
+        return key == own
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        host_header = _header(scope, b"host").strip()
+        host, _port = _split_host(host_header)
+        if host_header and not self.host_allowed(host.lower()):
+            return await send_error(
+                send, 421, f"this server does not answer for host {host_header!r}; add it to "
+                "server.allowed_hosts if that name should reach it", "host_not_allowed",
+            )
+        if scope.get("method", "GET") not in SAFE_METHODS:
+            origin = _header(scope, b"origin")
+            if origin and not self.origin_allowed(scope, origin, host_header):
+                return await send_error(
+                    send, 403, f"requests from the web page at {origin!r} are not allowed; add its "
+                    "origin to server.cors_origins to let it use this server", "origin_not_allowed",
+                )
+            if not origin and _header(scope, b"sec-fetch-site").lower() == "cross-site" and not self.any_origin:
+                return await send_error(send, 403, "cross-site requests from other web pages are not allowed",
+                                        "origin_not_allowed")
+        return await self.app(scope, receive, send)
 
 
 class ApiKeyMiddleware:
@@ -76,8 +177,39 @@ class BodyTooLarge(HTTPException):
         )
 
 
+#: A refused body is still read (and thrown away) up to this many bytes and seconds, so a
+#: client that is still sending gets to read the 413; closing a socket with unread data
+#: makes the kernel send a reset, which many clients report instead of the answer.
+DRAIN_BYTES = 256 * 1024 * 1024
+DRAIN_SECONDS = 10.0
+
+
+async def drain(receive: Receive, budget: int = DRAIN_BYTES, seconds: float = DRAIN_SECONDS) -> bool:
+    """Read and discard the rest of the request body; True when it ended within the budget."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            return False
+        if message["type"] != "http.request":
+            return False  # the client went away
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return budget >= 0
+        if budget < 0:
+            return False
+
+
 class BodyLimitMiddleware:
-    """Refuse bodies over ``limit`` bytes with 413, by header or by counting."""
+    """Refuse bodies over ``limit`` bytes with 413, by header or by counting.
+
+    Either way the client receives the 413 JSON: the body is drained (within
+    ``DRAIN_BYTES``/``DRAIN_SECONDS``) before answering, and once the count passes the
+    limit whatever the route answers is replaced by the 413 (a form parser, say, that
+    turned the error into a 400 of its own).
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -86,19 +218,44 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        error = BodyTooLarge(self.limit)
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > self.limit:
-            error = BodyTooLarge(self.limit)
-            return await send_error(send, 413, error.detail, error.code, {"Connection": "close"})
+            # A client waiting for "100 Continue" has sent nothing yet: answer at once.
+            waiting = _header(scope, b"expect").lower() == "100-continue"
+            drained = not waiting and int(declared) <= DRAIN_BYTES and await drain(receive)
+            return await send_error(send, 413, error.detail, error.code, None if drained else {"Connection": "close"})
         received = 0
+        over = False  # the body passed the limit: the answer is our 413, whatever the route says
+        drained = False
+        started = answered = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, over, drained
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)  # answered as 413 by the error handlers
+                if received > self.limit and not over:
+                    over = True
+                    drained = not message.get("more_body", False) or await drain(receive)
+                if over:
+                    raise BodyTooLarge(self.limit)
             return message
 
-        return await self.app(scope, counted, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started, answered
+            if over and not started and message["type"] == "http.response.start":
+                started = answered = True
+                return await send_error(send, 413, error.detail, error.code, None if drained else {"Connection": "close"})
+            if answered:
+                return None  # the route's own answer to the refused body is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await send_error(send, 413, error.detail, error.code, None if drained else {"Connection": "close"})
