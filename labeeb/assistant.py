@@ -13,10 +13,10 @@ from labeeb.context import Conversation
 from labeeb.guard import ThreadWatch, skill_thread_name
 from labeeb.host import PluginHost
 from labeeb.isolation import describe
-from labeeb.messages import Command, Reply, Timings, Usage
+from labeeb.messages import Command, Reply, Timings, Usage, UserError
 from labeeb.router import Route, Router
 from labeeb.skills import Request, Skill
-from labeeb.vision.backend import ModelUnavailableError, VisionError
+from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError
 from labeeb.vision.processor import VisionProcessor, shared_processor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,14 +118,20 @@ class Assistant:
         except _SkillReply as wrapped:
             reply = wrapped.reply
             reply.plugin, reply.skill = reply.plugin or skill.plugin, reply.skill or skill.name
+        except UserError as exc:
+            reply = self._error(skill.plugin, skill.name, str(exc), "invalid_request")
         except ModelUnavailableError as exc:
-            reply = self._error(skill.plugin, skill.name, str(exc))
+            reply = self._error(skill.plugin, skill.name, str(exc), "model_unavailable")
             reply.data["model_unavailable"] = True
+        except ContextLengthError as exc:
+            reply = self._error(skill.plugin, skill.name, f"The question is too long for the vision model: {exc}",
+                                "context_length_exceeded")
         except VisionError as exc:
-            reply = self._error(skill.plugin, skill.name, f"The vision model failed: {exc}")
+            reply = self._error(skill.plugin, skill.name, f"The vision model failed: {exc}", "vision_error")
         except Exception as exc:
             log.warning("skill %s failed: %s", skill.qualified_name, describe(exc))
-            reply = self._error(skill.plugin, skill.name, f"The {skill.qualified_name} skill failed: {describe(exc)}")
+            reply = self._error(skill.plugin, skill.name, f"The {skill.qualified_name} skill failed: {describe(exc)}",
+                                "plugin_error")
         self._account(reply, request, started, routed)
         reply = self.host.process_reply(reply, command)
         if remember and not reply.error and not reply.data.get("context_cleared"):
@@ -133,8 +139,8 @@ class Assistant:
         return reply
 
     @staticmethod
-    def _error(plugin: str, skill: str, text: str) -> Reply:
-        return Reply(text=text, plugin=plugin, skill=skill, error=True)
+    def _error(plugin: str, skill: str, text: str, code: str) -> Reply:
+        return Reply(text=text, plugin=plugin, skill=skill, data={"error_code": code}, error=True)
 
     def _account(self, reply: Reply, request: Request, started: float, routed: float) -> None:
         calls = request.vision_calls

@@ -12,6 +12,11 @@ if TYPE_CHECKING:  # pragma: no cover
 Source = Literal["chat", "cli", "voice", "api", "image"]
 
 
+class UserError(Exception):
+    """Raised by a skill when the command cannot be done as asked (nothing attached, page 9 of
+    3): the user is told what to do; it is their mistake to fix, not a fault (the API's 400)."""
+
+
 @dataclass
 class Usage:
     prompt_tokens: int = 0
@@ -68,6 +73,8 @@ class Reply:
     usage: Usage = field(default_factory=Usage)
     timings: Timings = field(default_factory=Timings)
     # Structured extras a skill wants to hand to machines (``--json``), e.g. extracted fields.
+    # A failed reply carries ``data["error_code"]``: "invalid_request" (UserError),
+    # "model_unavailable", "context_length_exceeded", "vision_error" or "plugin_error".
     data: dict[str, Any] = field(default_factory=dict)
     error: bool = False
 

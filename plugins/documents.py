@@ -19,7 +19,7 @@ import weakref
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from labeeb.hookspecs import hookimpl
-from labeeb.messages import Reply
+from labeeb.messages import Reply, UserError
 from labeeb.skills import HandlerResult, Request, Skill
 from labeeb.vision.backend import ModelUnavailableError
 
@@ -44,7 +44,7 @@ NOT_HERE = "NOT ON THIS PAGE"
 _last_read: weakref.WeakKeyDictionary[Conversation, tuple[list[Path], list[int]]] = weakref.WeakKeyDictionary()
 
 
-class NoDocumentError(ValueError):
+class NoDocumentError(UserError):
     pass
 
 
@@ -57,8 +57,8 @@ def _user_errors(handler: Callable[[Request], HandlerResult]) -> Callable[[Reque
 
         try:
             return handler(request)
-        except (DocumentError, NoDocumentError) as exc:
-            return Reply(str(exc), error=True)
+        except DocumentError as exc:
+            raise UserError(str(exc)) from None
 
     return wrapped
 

@@ -6,6 +6,7 @@ queue in queue.py. ``create_app`` wires them to one running :class:`Assistant`.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from labeeb import __version__
 from labeeb.server import audio, schemas
-from labeeb.server.chat import ChatService, to_api_error
+from labeeb.server.chat import ChatService, next_event, to_api_error
 from labeeb.server.errors import ApiError, install_error_handlers
 from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, HostOriginMiddleware
 from labeeb.server.queue import QueueFull, WorkQueue
@@ -77,7 +78,15 @@ class ServerState:
         finally:
             self.loading = False
 
-    def health(self) -> tuple[int, dict[str, Any]]:
+    def authenticated(self, request: Request) -> bool:
+        """Whether ``request`` carries the API key (always true when none is configured)."""
+        if not self.config.api_key:
+            return True
+        given = request.headers.get("authorization", "").strip().encode("latin-1", "replace")
+        return hmac.compare_digest(given, f"Bearer {self.config.api_key}".encode())
+
+    def health(self, detailed: bool = True) -> tuple[int, dict[str, Any]]:
+        """The server's status; ``detailed`` adds what names local files (the model's path)."""
         processor = self.assistant.vision
         backend_status = processor.status()
         if not processor.loaded and time.monotonic() - self.last_load > RELOAD_AFTER:
@@ -101,17 +110,21 @@ class ServerState:
             "queue": self.work.stats().to_dict(),
             "features": {"auth": bool(self.config.api_key), "screen": self.config.allow_screen},
         }
+        if not detailed:  # a model given as a local path, or a load error, names this machine's files
+            for key in ("model", "models", "backend_status"):
+                body.pop(key)
         return (200 if status == "ok" else 503), body
 
-    async def run(self, work_queue: WorkQueue, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on ``work_queue`` and wait for its result (no streaming)."""
+    async def run(self, work_queue: WorkQueue, fn: Callable[[], Any], request: Request) -> Any:
+        """Run ``fn`` on ``work_queue`` and wait for its result (no streaming); a client that
+        leaves meanwhile gives up its place."""
         try:
             job = work_queue.submit(lambda job: fn())
         except QueueFull as exc:
             raise ApiError(429, f"{exc}; try again in {exc.retry_after} s", "queue_full",
                            headers={"Retry-After": str(exc.retry_after)}) from None
         while True:
-            kind, value = await job.next()
+            kind, value = await next_event(job, request)
             if kind == "done":
                 return value
             if kind == "error":
@@ -166,8 +179,8 @@ def create_app(
     # -- status and models -------------------------------------------------------------------
 
     @app.get("/health")
-    async def health() -> JSONResponse:
-        code, body = state.health()
+    async def health(request: Request) -> JSONResponse:
+        code, body = state.health(detailed=state.authenticated(request))
         return JSONResponse(body, status_code=code)
 
     @app.get("/v1/models")
@@ -197,6 +210,7 @@ def create_app(
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(
+        request: Request,
         file: UploadFile = File(...),
         model: str = Form("whisper-1"),
         language: str | None = Form(None),
@@ -210,7 +224,7 @@ def create_app(
             samples = audio.decode_audio(data, config.max_audio_seconds)
             return audio.transcribe(assistant.settings, samples, language, prompt)
 
-        transcript = await state.run(state.audio_work, work)
+        transcript = await state.run(state.audio_work, work, request)
         text, duration = transcript.text, round(transcript.duration, 3)
         if response_format == "text":
             return PlainTextResponse(text)
@@ -224,22 +238,24 @@ def create_app(
         return schemas.Transcription(text=text).model_dump()
 
     @app.post("/v1/audio/speech")
-    async def speech(body: schemas.SpeechRequest) -> Response:
+    async def speech(body: schemas.SpeechRequest, request: Request) -> Response:
         data = await state.run(
-            state.audio_work, lambda: audio.synthesize(assistant.settings, body.input, body.voice, body.speed, body.response_format)
+            state.audio_work,
+            lambda: audio.synthesize(assistant.settings, body.input, body.voice, body.speed, body.response_format),
+            request,
         )
         return Response(data, media_type=f"audio/{body.response_format}")
 
     # -- the screen, only when allowed -----------------------------------------------------
 
     @app.get("/api/screenshot")
-    async def screenshot() -> Response:
+    async def screenshot(request: Request) -> Response:
         if not config.allow_screen:
             raise ApiError(403, "this server does not let clients see its screen (server.allow_screen is off)",
                            "screen_access_disabled")
         from labeeb.server.screen import capture_png
 
-        png = await state.run(state.work, lambda: capture_png(assistant.settings))
+        png = await state.run(state.work, lambda: capture_png(assistant.settings), request)
         return Response(png, media_type="image/png")
 
     return app

@@ -30,7 +30,7 @@ from labeeb.server.errors import ApiError, error_body
 from labeeb.server.images import ImagePolicy
 from labeeb.server.queue import Job, QueueFull, WorkQueue
 from labeeb.server.turns import StopCutter, Turn, parse_turn
-from labeeb.vision.backend import ModelUnavailableError, VisionError
+from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError, VisionRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import Request
@@ -44,6 +44,10 @@ log = logging.getLogger("labeeb.server")
 LABEEB_MODEL = "labeeb"
 #: Plugins that look at this machine's screen; clients reach them only with server.allow_screen.
 SCREEN_PLUGINS = ("screen", "visual_feedback")
+#: A failed reply's ``error_code`` (see labeeb.messages.Reply) -> the HTTP status it gets.
+REPLY_ERROR_STATUS = {"invalid_request": 400, "context_length_exceeded": 400, "model_unavailable": 503}
+#: Seconds between checks that a waiting client is still connected.
+DISCONNECT_POLL = 0.25
 
 
 @dataclass
@@ -58,6 +62,8 @@ def to_api_error(exc: BaseException) -> ApiError:
         return exc
     if isinstance(exc, ModelUnavailableError):
         return ApiError(503, str(exc), "model_unavailable")
+    if isinstance(exc, ContextLengthError):
+        return ApiError(400, str(exc), "context_length_exceeded", "messages")
     if isinstance(exc, VisionError):
         return ApiError(500, str(exc), "vision_error")
     if isinstance(exc, asyncio.CancelledError):
@@ -105,6 +111,7 @@ class ChatService:
                 "model_not_found", "model",
             )
         turn = await run_in_threadpool(parse_turn, body, self.policy, self.config.max_images)
+        await run_in_threadpool(self._check_context, turn, body)
         if body.model == LABEEB_MODEL:
             self._check_screen(turn.text)
             work = lambda job: self._through_plugins(turn, body, job)  # noqa: E731
@@ -117,7 +124,7 @@ class ChatService:
                 429, f"{exc}; try again in {exc.retry_after} s", "queue_full",
                 headers={"Retry-After": str(exc.retry_after)},
             ) from None
-        first = await self._next_event(job, request)
+        first = await next_event(job, request)
         if first[0] == "error":
             raise to_api_error(first[1])
         cid, created = schemas.completion_id(), schemas.now()
@@ -130,7 +137,7 @@ class ChatService:
             )
         event = first
         while event[0] == "chunk":
-            event = await self._next_event(job, request)
+            event = await next_event(job, request)
         if event[0] == "error":
             raise to_api_error(event[1])
         outcome: Outcome = event[1]
@@ -151,15 +158,26 @@ class ChatService:
                 "screen_access_disabled",
             )
 
-    async def _next_event(self, job: Job, request: Request) -> tuple[str, Any]:
-        """The job's next event; if the client goes away while it waits, the job is cancelled."""
-        while True:
-            try:
-                return await asyncio.wait_for(job.next(), timeout=1.0)
-            except asyncio.TimeoutError:
-                if await request.is_disconnected():
-                    job.cancel.set()
-                    raise ApiError(400, "the client disconnected", "cancelled") from None
+    def _check_context(self, turn: Turn, body: schemas.ChatCompletionRequest) -> None:
+        """Refuse, before the request may wait for the model, a prompt that cannot fit its context.
+
+        Counts the request's text, history and image tokens as the model would see them (from
+        the images' sizes; nothing is decoded). The ``labeeb`` model's skills add their own
+        words to a prompt, so for it this is a lower bound; the backend checks again exactly.
+        """
+        processor = self.assistant.vision
+        backend = processor.backend() if processor.loaded else None
+        count = getattr(backend, "count_prompt_tokens", None)
+        limit = getattr(backend, "context_length", None)
+        if count is None or not limit:
+            return
+        images = turn.images or turn.earlier_images
+        request = VisionRequest(turn.prompt, [], history=turn.history)
+        tokens = count(request, [image.size for image in images])
+        wanted = body.token_limit()
+        if tokens >= limit or (wanted and tokens + wanted > limit):
+            error = ContextLengthError(tokens, limit, wanted if tokens < limit else None)
+            raise ApiError(400, str(error), "context_length_exceeded", "messages" if tokens >= limit else "max_tokens")
 
     async def _sse(
         self, job: Job, first: tuple[str, Any], cid: str, created: int, model: str, include_usage: bool
@@ -193,7 +211,7 @@ class ChatService:
             yield "data: [DONE]\n\n"
         finally:
             if not job.finished:  # the client stopped reading: stop generating
-                job.cancel.set()
+                job.stop()
 
     # -- the work, on the queue's thread ---------------------------------------------------
 
@@ -224,9 +242,10 @@ class ChatService:
     def _direct(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job) -> Outcome:
         cutter = StopCutter(body.stop_list())
         limit = self._token_limit(body)
+        images, earlier_images = turn.decoded()  # in the model's slot: one request's pixels at a time
         stream = self.assistant.vision.stream(
             turn.prompt,
-            turn.images or turn.earlier_images,
+            images or earlier_images,
             history=turn.history,
             cancel=job.cancel,
             max_new_tokens=limit,
@@ -242,7 +261,7 @@ class ChatService:
         # Plugins see direct answers too (the history records them as plugin "vision").
         reply = Reply(cutter.text, plugin="vision", skill="direct", timings=stream.timings,
                       usage=LabeebUsage(usage.prompt_tokens, usage.completion_tokens))
-        self.assistant.host.process_reply(reply, Command(turn.text, turn.images, source="api",
+        self.assistant.host.process_reply(reply, Command(turn.text, images, source="api",
                                                          options={"model": body.model}))
         return Outcome(cutter.text, usage, finish)
 
@@ -258,18 +277,19 @@ class ChatService:
                 job.cancel.set()
 
         settings = self.assistant.settings.context
+        images, earlier_images = turn.decoded()  # in the model's slot: one request's pixels at a time
         conversation = Conversation(settings.max_images, settings.max_exchanges)
-        conversation.set_images(turn.earlier_images)
+        conversation.set_images(earlier_images)
         for user, answer in turn.history:
             conversation.add_exchange(user, answer)
         options = {"system": turn.system} if turn.system else {}
-        command = Command(text=turn.text, images=turn.images, source="api", options=options)
+        command = Command(text=turn.text, images=images, source="api", options=options)
         with self._conversation(conversation), self._generation(body):
             reply = self.assistant.handle(command, on_chunk=on_chunk, cancel=job.cancel)
         if reply.error:
-            unavailable = bool(reply.data.get("model_unavailable"))
-            raise ApiError(503 if unavailable else 500, reply.text,
-                           "model_unavailable" if unavailable else "plugin_error")
+            code = reply.data.get("error_code") or ("model_unavailable" if reply.data.get("model_unavailable")
+                                                    else "plugin_error")
+            raise ApiError(REPLY_ERROR_STATUS.get(code, 500), reply.text, code)
         if not streamed:  # the skill returned a finished Reply
             self._emit(job, cutter.feed(reply.text))
         self._emit(job, cutter.flush())
@@ -306,3 +326,14 @@ class ChatService:
             yield
         finally:
             config.max_new_tokens, config.temperature = saved
+
+
+async def next_event(job: Job, request: Request) -> tuple[str, Any]:
+    """The job's next event; a client that goes away meanwhile stops the job and frees its place."""
+    while True:
+        try:
+            return await asyncio.wait_for(job.next(), timeout=DISCONNECT_POLL)
+        except asyncio.TimeoutError:
+            if await request.is_disconnected():
+                job.stop()
+                raise ApiError(400, "the client disconnected", "cancelled") from None

@@ -2,7 +2,8 @@
 
 ``data:`` URLs are decoded from base64; the format is read from the bytes themselves
 (PNG, JPEG, WebP, GIF), never from the claimed MIME type, and only that format's decoder
-is let near them. Size is checked from the header before any pixel is decoded.
+is let near them. Size is checked from the header, and pixels are decoded only when the
+request reaches the model (:class:`EncodedImage`), so waiting requests hold compressed bytes.
 
 Remote ``http(s)://`` URLs would let any client make this server send requests (SSRF),
 so they are off unless ``server.allow_remote_images`` is on, and then only for hosts on
@@ -59,8 +60,52 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def open_bytes(data: bytes, max_pixels: int, param: str | None = None) -> Image:
-    """Decode image bytes (first frame of animations) within the pixel limit."""
+@dataclass
+class EncodedImage:
+    """An image checked by its header (format and size) but not decoded yet.
+
+    Requests keep their images in this form while they wait for the model, so waiting
+    requests hold only the compressed bytes; pixels are decoded in the model's slot.
+    """
+
+    data: bytes
+    kind: str
+    width: int
+    height: int
+    param: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def decode(self) -> Image:
+        """The first frame, decoded; a damaged file is an ApiError naming ``param``."""
+        from PIL import Image as PILImage
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+                with PILImage.open(io.BytesIO(self.data), formats=[self.kind]) as image:
+                    if image.size != self.size:  # the file is not what its header said
+                        raise ValueError("size changed")
+                    image.seek(0)
+                    image.load()
+                    return image.copy()
+        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+            raise ApiError(400, "the image is too large to decode safely", "image_too_large", self.param) from None
+        except Exception as exc:  # truncated or corrupt files raise many kinds of errors
+            raise ApiError(
+                400, f"the {self.kind} image is damaged or truncated ({exc.__class__.__name__})",
+                "invalid_image", self.param,
+            ) from None
+
+
+def probe(data: bytes, max_pixels: int, param: str | None = None) -> EncodedImage:
+    """Check image bytes by their header alone: a known format, within the pixel limit."""
     from PIL import Image as PILImage
 
     if not data:
@@ -73,28 +118,29 @@ def open_bytes(data: bytes, max_pixels: int, param: str | None = None) -> Image:
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data), formats=[kind]) as image:
                 width, height = image.size
-                if width * height > max_pixels:
-                    raise ApiError(
-                        400,
-                        f"the image is {width}x{height} = {width * height:,} pixels; "
-                        f"this server takes at most {max_pixels:,} (server.max_image_pixels)",
-                        "image_too_large",
-                        param,
-                    )
-                image.seek(0)
-                image.load()
-                return image.copy()
-    except ApiError:
-        raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
         raise ApiError(400, "the image is too large to decode safely", "image_too_large", param) from None
-    except Exception as exc:  # truncated or corrupt files raise many kinds of errors
+    except Exception as exc:  # a header PIL cannot read
         raise ApiError(
             400, f"the {kind} image is damaged or truncated ({exc.__class__.__name__})", "invalid_image", param
         ) from None
+    if width * height > max_pixels:
+        raise ApiError(
+            400,
+            f"the image is {width}x{height} = {width * height:,} pixels; "
+            f"this server takes at most {max_pixels:,} (server.max_image_pixels)",
+            "image_too_large",
+            param,
+        )
+    return EncodedImage(data, kind, width, height, param)
 
 
-def decode_data_url(url: str, max_pixels: int, param: str | None = None) -> Image:
+def open_bytes(data: bytes, max_pixels: int, param: str | None = None) -> Image:
+    """Decode image bytes (first frame of animations) within the pixel limit."""
+    return probe(data, max_pixels, param).decode()
+
+
+def decode_data_url(url: str, max_pixels: int, param: str | None = None) -> EncodedImage:
     header, sep, payload = url.partition(",")
     if not sep:
         raise ApiError(400, "malformed data: URL (no comma before the data)", "invalid_image", param)
@@ -106,7 +152,7 @@ def decode_data_url(url: str, max_pixels: int, param: str | None = None) -> Imag
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, "the data: URL is not valid base64", "invalid_image", param) from None
-    return open_bytes(data, max_pixels, param)
+    return probe(data, max_pixels, param)
 
 
 # -- remote URLs -----------------------------------------------------------------------------
@@ -182,7 +228,7 @@ def _checked_address(url: str, policy: ImagePolicy, param: str | None) -> tuple[
     return host, addresses[0], port
 
 
-def fetch_remote(url: str, policy: ImagePolicy, param: str | None = None) -> Image:
+def fetch_remote(url: str, policy: ImagePolicy, param: str | None = None) -> EncodedImage:
     import httpx
 
     with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False) as client:
@@ -215,12 +261,12 @@ def fetch_remote(url: str, policy: ImagePolicy, param: str | None = None) -> Ima
                     400, f"fetching the image from {host} failed ({exc.__class__.__name__})",
                     "image_fetch_failed", param,
                 ) from None
-            return open_bytes(bytes(data), policy.max_pixels, param)
+            return probe(bytes(data), policy.max_pixels, param)
     raise ApiError(400, f"the image URL redirected more than {MAX_REDIRECTS} times", "image_fetch_failed", param)
 
 
-def load_image(url: str, policy: ImagePolicy, param: str | None = None) -> Image:
-    """Decode one ``image_url``; every refusal is an ApiError naming ``param``."""
+def load_image(url: str, policy: ImagePolicy, param: str | None = None) -> EncodedImage:
+    """Read and check one ``image_url`` (not decoded yet); every refusal is an ApiError naming ``param``."""
     scheme = url[:8].lower()
     if scheme.startswith("data:"):
         return decode_data_url(url, policy.max_pixels, param)

@@ -7,7 +7,9 @@ answers with 429 and a ``Retry-After`` estimated from how long recent jobs took.
 stays bounded however many clients call, and no two requests touch the model at once.
 
 Results cross from the worker thread to the request's event loop through an
-``asyncio.Queue`` fed with ``call_soon_threadsafe``.
+``asyncio.Queue`` fed with ``call_soon_threadsafe``. A client that goes away while its job
+waits gives up its place at once (:meth:`Job.stop`), so a queue full of departed clients
+never turns live ones away.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -37,14 +39,22 @@ class QueueFull(Exception):
 class Job:
     """One request's work; the event loop side reads :meth:`next`, the worker calls :meth:`emit`."""
 
-    def __init__(self, work: Callable[[Job], Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, work: Callable[[Job], Any], loop: asyncio.AbstractEventLoop,
+                 owner: WorkQueue | None = None) -> None:
         self.work = work
         self.cancel = threading.Event()
+        self._owner = owner
         self._loop = loop
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self.finished = False
         # Set when the server stops this job (shutting down): reported instead of its result.
         self.aborted: BaseException | None = None
+
+    def stop(self) -> None:
+        """The client is gone: stop the work, and give up the job's place if it still waits."""
+        self.cancel.set()
+        if self._owner is not None:
+            self._owner.withdraw(self)
 
     def abort(self, error: BaseException) -> None:
         self.aborted = error
@@ -79,9 +89,10 @@ class WorkQueue:
     def __init__(self, size: int, name: str = "labeeb-model") -> None:
         self.size = size
         self.name = name
-        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=size)
+        self._waiting: deque[Job] = deque()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._stopping = False
         self._running = 0
         self._completed = 0
         self._rejected = 0
@@ -96,24 +107,32 @@ class WorkQueue:
 
     def _take_waiting(self) -> list[Job]:
         """Remove and return every job still waiting in the queue."""
-        jobs = []
-        while True:
+        with self._lock:
+            jobs = list(self._waiting)
+            self._waiting.clear()
+        return jobs
+
+    def withdraw(self, job: Job) -> None:
+        """Take ``job`` out of the queue if it still waits (its client left): its place is free now."""
+        with self._lock:
             try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                return jobs
-            if job is not None:
-                jobs.append(job)
+                self._waiting.remove(job)
+            except ValueError:  # already running or finished
+                return
+        job.emit("error", asyncio.CancelledError())
 
     def stop(self) -> None:
         if self._thread is not None:
             # Cancel whatever waits, so the worker reaches the sentinel quickly.
             for job in self._take_waiting():
                 job.cancel.set()
+                job.emit("error", asyncio.CancelledError())
             current = self._current
             if current is not None:
                 current.cancel.set()
-            self._jobs.put(None)
+            with self._lock:
+                self._stopping = True
+                self._lock.notify_all()
             self._thread.join(timeout=10)
             self._thread = None
 
@@ -138,29 +157,42 @@ class WorkQueue:
 
     def stats(self) -> QueueStats:
         with self._lock:
-            return QueueStats(self.size, self._jobs.qsize(), self._running, self._completed, self._rejected)
+            return QueueStats(self.size, len(self._waiting), self._running, self._completed, self._rejected)
 
     def retry_after(self) -> int:
         with self._lock:
-            ahead = self._jobs.qsize() + self._running
+            ahead = len(self._waiting) + self._running
             return max(1, min(120, math.ceil(self._average * ahead)))
 
     def submit(self, work: Callable[[Job], Any]) -> Job:
         """Queue ``work(job)``; raise QueueFull at once when ``size`` jobs already wait."""
         if self._closed is not None:
             raise self._closed
-        job = Job(work, asyncio.get_running_loop())
-        try:
-            self._jobs.put_nowait(job)
-        except queue.Full:
-            with self._lock:
+        job = Job(work, asyncio.get_running_loop(), self)
+        with self._lock:
+            if len(self._waiting) >= self.size:
                 self._rejected += 1
-            raise QueueFull(self.retry_after(), self.size) from None
+                full = True
+            else:
+                self._waiting.append(job)
+                self._lock.notify()
+                full = False
+        if full:
+            raise QueueFull(self.retry_after(), self.size)
         return job
+
+    def _next(self) -> Job | None:
+        with self._lock:
+            while not self._waiting and not self._stopping:
+                self._lock.wait()
+            if self._stopping:
+                self._stopping = False  # the queue may be started again
+                return None
+            return self._waiting.popleft()
 
     def _serve(self) -> None:
         while True:
-            job = self._jobs.get()
+            job = self._next()
             if job is None:
                 return
             if job.cancel.is_set():  # the client left while it waited

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from labeeb.server import schemas
 from labeeb.server.errors import ApiError
-from labeeb.server.images import ImagePolicy, load_image
+from labeeb.server.images import EncodedImage, ImagePolicy, load_image
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -22,17 +22,29 @@ DEFAULT_IMAGE_PROMPT = "Describe the image."
 
 @dataclass
 class Turn:
-    """The request's conversation, in the shape the assistant and the model take."""
+    """The request's conversation, in the shape the assistant and the model take.
+
+    Images stay encoded (checked by their headers) until :meth:`decoded`, which the request
+    calls once it holds the model's slot.
+    """
 
     text: str
     system: str = ""
-    images: list[Image] = field(default_factory=list)
-    earlier_images: list[Image] = field(default_factory=list)
+    images: list[EncodedImage] = field(default_factory=list)
+    earlier_images: list[EncodedImage] = field(default_factory=list)
     history: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def prompt(self) -> str:
         return f"{self.system}\n\n{self.text}" if self.system else self.text
+
+    @property
+    def pixels(self) -> int:
+        return sum(image.pixels for image in [*self.images, *self.earlier_images])
+
+    def decoded(self) -> tuple[list[Image], list[Image]]:
+        """(this turn's images, the earlier images a follow-up is about), decoded one by one."""
+        return [image.decode() for image in self.images], [image.decode() for image in self.earlier_images]
 
 
 class StopCutter:
@@ -89,14 +101,14 @@ def parse_turn(body: schemas.ChatCompletionRequest, policy: ImagePolicy, max_ima
             pending = []
     last_index = len(body.messages) - 1
     text = "\n".join([*pending, last.text()]).strip()
-    images = _decode(last, last_index, policy)
+    images = _read_images(last, last_index, policy)
     if not text and not images:
         raise ApiError(400, "the last user message has neither text nor images", "invalid_request", "messages")
-    earlier_images = [] if images or earlier_index is None else _decode(earlier[earlier_index], earlier_index, policy)
+    earlier_images = [] if images or earlier_index is None else _read_images(earlier[earlier_index], earlier_index, policy)
     return Turn(text or DEFAULT_IMAGE_PROMPT, system, images, earlier_images, history)
 
 
-def _decode(message: schemas.ChatMessage, index: int, policy: ImagePolicy) -> list[Image]:
+def _read_images(message: schemas.ChatMessage, index: int, policy: ImagePolicy) -> list[EncodedImage]:
     images = []
     for part_index, part in enumerate(message.content if isinstance(message.content, list) else []):
         if isinstance(part, schemas.ImagePart):

@@ -25,6 +25,45 @@ class ModelUnavailableError(VisionError):
     """The model cannot be loaded (offline, wrong path, corrupt files)."""
 
 
+class ContextLengthError(VisionError):
+    """The prompt (text and image tokens) leaves no room for an answer in the model's context."""
+
+    def __init__(self, prompt_tokens: int, limit: int, max_new_tokens: int | None = None) -> None:
+        if max_new_tokens is None:
+            message = (f"this model's maximum context length is {limit:,} tokens, but the prompt is "
+                       f"{prompt_tokens:,} tokens (text and images); shorten the messages or send fewer images")
+        else:
+            message = (f"this model's maximum context length is {limit:,} tokens, but {prompt_tokens + max_new_tokens:,} "
+                       f"were requested ({prompt_tokens:,} in the prompt, {max_new_tokens:,} for the answer); "
+                       "shorten the messages or ask for fewer tokens")
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.limit = limit
+
+
+def answer_room(prompt_tokens: int, limit: int | None, max_new_tokens: int) -> int:
+    """How many tokens the answer may have: ``max_new_tokens``, cut to what the context leaves.
+
+    Raises ContextLengthError when the prompt alone fills the context. Every backend that
+    knows its context length checks here before any prefill work starts.
+    """
+    if limit is None:
+        return max_new_tokens
+    if prompt_tokens >= limit:
+        raise ContextLengthError(prompt_tokens, limit)
+    return min(max_new_tokens, limit - prompt_tokens)
+
+
+#: Temperatures below this sample greedily: dividing logits by less overflows float32, and
+#: at such temperatures the most likely token takes all the probability anyway.
+MIN_TEMPERATURE = 1e-5
+
+
+def sampling_temperature(temperature: float) -> float:
+    """``temperature``, or 0.0 (greedy) where it is too small to divide logits by."""
+    return temperature if temperature >= MIN_TEMPERATURE else 0.0
+
+
 @dataclass
 class VisionRequest:
     prompt: str

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from labeeb.vision.attention_blocks import settled, settled_block
+from labeeb.vision.backend import answer_room
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -36,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from labeeb.vision.backend import GenerationStats, VisionRequest
 
+#: Prompt chunks of this many attention blocks (2,048 positions with 512-position blocks).
+PREFILL_BLOCKS = 4
 
 def image_key(images: list[Image]) -> str:
     digest = hashlib.blake2b(digest_size=16)
@@ -150,6 +153,10 @@ class Engine:
 
         self._fast_images = FastImageProcessor(processor.image_processor) if supported(processor.image_processor) else None
         config = model.config
+        self.context_length = getattr(config.get_text_config(), "max_position_embeddings", None)
+        # Long prompts are prefilled in chunks ending on attention-block boundaries (the same
+        # bits as one pass, as reuse is), so a cancel is seen between chunks.
+        self.prefill_chunk = self.block * PREFILL_BLOCKS
         self.image_token_id = config.image_token_id
         eos = model.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
@@ -205,8 +212,9 @@ class Engine:
 
     # -- vision features, per tile -------------------------------------------------------------
 
-    def image_features(self, prepared: PreparedImages) -> torch.Tensor:
-        """(tiles * tokens_per_tile, hidden) features of the real (non-padding) tiles."""
+    def image_features(self, prepared: PreparedImages, cancel: threading.Event | None = None) -> torch.Tensor | None:
+        """(tiles * tokens_per_tile, hidden) features of the real (non-padding) tiles; None when
+        ``cancel`` was set between two tiles."""
         import torch
 
         features: dict[int, torch.Tensor] = {}
@@ -221,6 +229,8 @@ class Engine:
         first: dict[str, int] = {}  # tile key -> the first tile with it
         todo = [i for i in missing if keys[i] is None or first.setdefault(keys[i], i) == i]
         for start in range(0, len(todo), self.encode_batch):
+            if cancel is not None and cancel.is_set():
+                return None
             features.update(self._encode_tiles(prepared, todo[start : start + self.encode_batch]))
         for i in missing:
             if i not in features:
@@ -331,6 +341,26 @@ class Engine:
 
     # -- generation ----------------------------------------------------------------------------
 
+    def _prefill(self, embeds: torch.Tensor, cache: Any, start: int, cancel: threading.Event) -> torch.Tensor | None:
+        """The logits after ``embeds`` (positions from ``start``); None if ``cancel`` was set
+        between two chunks of a long prompt."""
+        import torch
+
+        done, total, step = 0, embeds.shape[1], self.prefill_chunk
+        while step:
+            end = ((start + done) // step + 1) * step - start  # the next chunk boundary
+            if end >= total:
+                break
+            if cancel.is_set():
+                return None
+            positions = torch.arange(start + done, start + end, device=self.device)
+            self.model.model.text_model(inputs_embeds=embeds[:, done:end], past_key_values=cache,
+                                        use_cache=True, cache_position=positions)
+            done = end
+        if cancel.is_set():
+            return None
+        return self._logits(embeds[:, done:], cache, start + done)
+
     def _logits(self, embeds: torch.Tensor, cache: Any, start: int) -> torch.Tensor:
         import torch
 
@@ -353,24 +383,29 @@ class Engine:
             ids = self.input_ids(prompt, prepared)
             stats.preprocess = time.perf_counter() - started
             stats.prompt_tokens = len(ids)
+            room = answer_room(len(ids), self.context_length, request.max_new_tokens)
             inputs = self.prompt_inputs(ids, prepared)
             start, reused = self._reusable(inputs) if self.cache_prefix else (0, None)
             if reused is not None:  # room for the rest of the prompt and the answer
-                cache = self._truncated(reused.cache, start, len(ids) - start + request.max_new_tokens)
+                cache = self._truncated(reused.cache, start, len(ids) - start + room)
             else:
-                cache = new_cache(self.model.config, request.max_new_tokens)
+                cache = new_cache(self.model.config, room)
             new = ids[start:][None].to(self.device)
             embeds = self.model.get_input_embeddings()(new)
             if prepared is not None and bool((new == self.image_token_id).any()):
                 before = int((ids[:start] == self.image_token_id).sum())  # image tokens in the reused prefix
-                features = self.image_features(prepared)[before:].to(embeds.dtype)
+                features = self.image_features(prepared, request.cancel)
+                if features is None:
+                    return
                 mask = (new == self.image_token_id)[..., None].expand_as(embeds)
-                embeds = embeds.masked_scatter(mask, features)
+                embeds = embeds.masked_scatter(mask, features[before:].to(embeds.dtype))
             self.last.prefix_reused, self.last.prefilled = start, len(ids) - start
-            logits = self._logits(embeds, cache, start)
+            logits = self._prefill(embeds, cache, start, request.cancel)
+            if logits is None:
+                return
             generated = self.last.generated
             try:
-                yield from self._decode(ids, logits, cache, request, stats, generated)
+                yield from self._decode(ids, logits, cache, request, stats, generated, room)
             finally:
                 # The cache now holds the prompt and every generated token but the last.
                 held = torch.cat([inputs, torch.tensor(generated[:-1], dtype=ids.dtype)])
@@ -378,14 +413,14 @@ class Engine:
                     self._remember(held, cache, len(ids))
 
     def _decode(self, ids: torch.Tensor, logits: torch.Tensor, cache: Any, request: VisionRequest,
-                stats: GenerationStats, generated: list[int]) -> Iterator[str]:
+                stats: GenerationStats, generated: list[int], room: int) -> Iterator[str]:
         import torch
 
         tokenizer = self.processor.tokenizer
         shown = ""
         position = len(ids)
         generator = torch.Generator().manual_seed(0) if request.temperature > 0 else None
-        for _ in range(request.max_new_tokens):
+        for _ in range(room):
             if len(generated) < request.min_new_tokens:  # as generate(min_new_tokens=...) does
                 logits[list(self.eos)] = float("-inf")
             token = self._pick(logits, request.temperature, generator)
@@ -397,7 +432,7 @@ class Engine:
             if not text.endswith("\ufffd") and len(text) > len(shown):
                 yield text[len(shown) :]
                 shown = text
-            if len(generated) == request.max_new_tokens:
+            if len(generated) == room:
                 break
             if self.decoder is not None:
                 logits = self.decoder.step(token, cache, position)

@@ -77,6 +77,16 @@ class FastImageProcessor:
         # lut[channel, value]: ((value * scale) as float32 - mean) / std, in float32
         self.lut = ((values[None, :] - mean[:, None]) / std[:, None]).astype(np.float32)
 
+    def grid(self, width: int, height: int) -> tuple[int, int]:
+        """(rows, cols) of tiles an image of this size is split into, as ``_frames`` splits it
+        (0, 0: one tile), from its size alone: prompts are counted before anything is decoded."""
+        if not self.split:
+            return 0, 0
+        height, width = _encoder_size(*_rescaled_size(height, width, self.longest), self.tile)
+        if height <= self.tile and width <= self.tile:
+            return 0, 0
+        return (height - self.tile) // self.tile + 1, (width - self.tile) // self.tile + 1
+
     def _frames(self, image: Image) -> tuple[list[Image], int, int]:
         from PIL import Image as PILImage
 

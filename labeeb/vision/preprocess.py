@@ -30,12 +30,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
+def limited_size(size: tuple[int, int], max_size: int) -> tuple[int, int]:
+    """(width, height) after :func:`limit_size`."""
+    width, height = size
+    if max(size) <= max_size:
+        return size
+    scale = max_size / max(size)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def limit_size(image: Image.Image, max_size: int) -> Image.Image:
-    if max(image.size) <= max_size:
-        return image
-    scale = max_size / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS)
+    size = limited_size(image.size, max_size)
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 
 def smart_crop(image: Image.Image, tolerance: int = 12) -> Image.Image:

@@ -18,6 +18,7 @@ from labeeb.vision.backend import (
     VisionBackend,
     VisionError,
     VisionRequest,
+    sampling_temperature,
 )
 from labeeb.vision.preprocess import preprocess
 
@@ -184,7 +185,7 @@ class VisionProcessor:
             images=[preprocess(image, self.config.preprocess) for image in images],
             history=[(_valid_text(user), _valid_text(answer)) for user, answer in history or []],
             max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-            temperature=self.config.temperature if temperature is None else temperature,
+            temperature=sampling_temperature(self.config.temperature if temperature is None else temperature),
             stop=list(stop or []),
             min_new_tokens=min_new_tokens,
             cancel=cancel or threading.Event(),

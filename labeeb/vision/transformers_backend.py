@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest
+from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest, answer_room
 from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,6 +142,33 @@ class TransformersBackend:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         return inputs
 
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model attends to at most (prompt and answer together)."""
+        text = self.model.config.get_text_config() if self.model is not None else None
+        return getattr(text, "max_position_embeddings", None)
+
+    def count_prompt_tokens(self, request: VisionRequest, sizes: list[tuple[int, int]] | None = None) -> int:
+        """The prompt's length in tokens, images included, without decoding or encoding them.
+
+        ``sizes`` are the images' (width, height) when ``request.images`` are not decoded yet.
+        The server counts a request this way before it may wait for the model.
+        """
+        from labeeb.vision.fast_images import FastImageProcessor, supported
+        from labeeb.vision.preprocess import limited_size
+
+        sizes = sizes if sizes is not None else [image.size for image in request.images]
+        layout = VisionRequest(request.prompt, [None] * len(sizes), request.history)  # type: ignore[list-item]
+        prompt = self.processor.apply_chat_template(build_messages(layout), add_generation_prompt=True)
+        if sizes and supported(self.processor.image_processor):
+            fast = FastImageProcessor(self.processor.image_processor)
+            grids = [fast.grid(*limited_size(size, self.config.preprocess.max_size)) for size in sizes]
+            info = {"rows": [[r for r, _ in grids]], "cols": [[c for _, c in grids]]}
+            parts = prompt.split(self.processor.image_token)
+            prompt = parts[0] + "".join(self.processor.replace_image_token(info, image_idx=i) + part
+                                        for i, part in enumerate(parts[1:]))
+        return len(self.processor.tokenizer(prompt)["input_ids"])
+
     def forget(self) -> None:
         """Drop the engine's cached images, tile features and key/value prefixes."""
         if self.engine is not None:
@@ -166,6 +193,7 @@ class TransformersBackend:
         inputs = self.prepare(request)
         stats.preprocess = time.perf_counter() - started
         stats.prompt_tokens = int(inputs["input_ids"].shape[1])
+        max_new_tokens = answer_room(stats.prompt_tokens, self.context_length, request.max_new_tokens)
 
         class _Cancel(StoppingCriteria):
             def __call__(self, input_ids: torch.Tensor, scores: Any, **kw: Any) -> torch.Tensor:
@@ -188,7 +216,7 @@ class TransformersBackend:
                 with torch.inference_mode():
                     outcome["ids"] = self.model.generate(
                         **inputs,
-                        max_new_tokens=request.max_new_tokens,
+                        max_new_tokens=max_new_tokens,
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_Cancel()]),
                         **sampling,
