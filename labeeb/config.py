@@ -162,6 +162,10 @@ class ServerConfig(_Section):
     max_image_pixels: int = Field(16_000_000, ge=1, description="width x height per image")
     max_audio_seconds: float = Field(120.0, gt=0)
     queue_size: int = Field(16, ge=1, description="requests waiting for the model")
+    max_connections: int = Field(256, ge=1, description="open client connections; more get 503")
+    request_timeout: float = Field(
+        10.0, gt=0, le=3600, description="seconds to send a request's headers, or to pause while sending its body",
+    )
     allow_remote_images: bool = False
     remote_image_hosts: list[str] = Field(default_factory=list)
     allow_screen: bool = False

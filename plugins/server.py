@@ -79,7 +79,9 @@ def register_commands(cli: click.Group) -> None:
                     api.state.labeeb.drain()
                 super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
-        config = uvicorn.Config(api, log_level="warning", timeout_graceful_shutdown=5)
+        from labeeb.server.connections import uvicorn_config
+
+        config = uvicorn_config(api, server, timeout_graceful_shutdown=5)
         try:
             Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a clean stop

@@ -154,7 +154,8 @@ def create_app(
     app = FastAPI(title="Labeeb", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.labeeb = state
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=int(config.max_body_mb * 1024 * 1024))
+    app.add_middleware(BodyLimitMiddleware, limit=int(config.max_body_mb * 1024 * 1024),
+                       idle_timeout=config.request_timeout)
     if config.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
     if config.cors_origins:  # outermost, so refusals carry CORS headers too

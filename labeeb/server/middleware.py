@@ -202,51 +202,81 @@ async def drain(receive: Receive, budget: int = DRAIN_BYTES, seconds: float = DR
             return False
 
 
-class BodyLimitMiddleware:
-    """Refuse bodies over ``limit`` bytes with 413, by header or by counting.
+class BodyTimeout(HTTPException):
+    """The client stopped sending its body (slowly-trickling clients hold a connection)."""
 
-    Either way the client receives the 413 JSON: the body is drained (within
-    ``DRAIN_BYTES``/``DRAIN_SECONDS``) before answering, and once the count passes the
-    limit whatever the route answers is replaced by the 413 (a form parser, say, that
-    turned the error into a 400 of its own).
+    code = "request_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408, f"the request body stopped arriving for {seconds:g} s (server.request_timeout)",
+            headers={"Connection": "close"},
+        )
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``limit`` bytes with 413, by header or by counting, and bodies that
+    stall for ``idle_timeout`` seconds with 408.
+
+    Either way the client receives the error JSON: an oversized body is drained (within
+    ``DRAIN_BYTES``/``DRAIN_SECONDS``) before answering, and once the body is refused
+    whatever the route answers is replaced by the refusal (a form parser, say, that turned
+    the error into a 400 of its own).
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, idle_timeout: float | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        error = BodyTooLarge(self.limit)
+        too_large = BodyTooLarge(self.limit)
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > self.limit:
             # A client waiting for "100 Continue" has sent nothing yet: answer at once.
             waiting = _header(scope, b"expect").lower() == "100-continue"
             drained = not waiting and int(declared) <= DRAIN_BYTES and await drain(receive)
-            return await send_error(send, 413, error.detail, error.code, None if drained else {"Connection": "close"})
+            close = None if drained else {"Connection": "close"}
+            return await send_error(send, 413, too_large.detail, too_large.code, close)
         received = 0
-        over = False  # the body passed the limit: the answer is our 413, whatever the route says
-        drained = False
+        body_done = False
+        refusal: HTTPException | None = None  # once set, the answer is this, whatever the route says
+        close: dict[str, str] | None = None
         started = answered = False
 
         async def counted() -> Message:
-            nonlocal received, over, drained
-            message = await receive()
+            nonlocal received, body_done, refusal, close
+            if refusal is not None:
+                raise refusal
+            if body_done or self.idle_timeout is None:
+                message = await receive()  # after the body: waiting for a disconnect, untimed
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), self.idle_timeout)
+                except asyncio.TimeoutError:
+                    refusal, close = BodyTimeout(self.idle_timeout), {"Connection": "close"}
+                    raise refusal from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit and not over:
-                    over = True
-                    drained = not message.get("more_body", False) or await drain(receive)
-                if over:
-                    raise BodyTooLarge(self.limit)
+                body_done = not message.get("more_body", False)
+                if received > self.limit:
+                    refusal = too_large
+                    if not (body_done or await drain(receive)):
+                        close = {"Connection": "close"}
+                    raise refusal
             return message
+
+        async def refuse() -> None:
+            assert refusal is not None
+            await send_error(send, refusal.status_code, refusal.detail, refusal.code, close)  # type: ignore[attr-defined]
 
         async def guarded(message: Message) -> None:
             nonlocal started, answered
-            if over and not started and message["type"] == "http.response.start":
+            if refusal is not None and not started and message["type"] == "http.response.start":
                 started = answered = True
-                return await send_error(send, 413, error.detail, error.code, None if drained else {"Connection": "close"})
+                return await refuse()
             if answered:
                 return None  # the route's own answer to the refused body is dropped
             started = started or message["type"] == "http.response.start"
@@ -255,7 +285,7 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, counted, guarded)
         except Exception:
-            if not over:
+            if refusal is None:
                 raise
-        if over and not started:
-            await send_error(send, 413, error.detail, error.code, None if drained else {"Connection": "close"})
+        if refusal is not None and not started:
+            await refuse()
