@@ -153,20 +153,48 @@ def stragglers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t is not me and t.is_alive() and not t.daemon]
 
 
-def exit_without_stragglers(code: int, grace: float = 2.0) -> None:
-    """Exit with ``code``; if non-daemon threads outlive ``grace`` seconds, log them and go.
+#: Daemon threads that run a command's work: plugin hooks, skills, and the vision model's
+#: generation and loading. One still running at exit may be inside torch, and shutting the
+#: interpreter down under it aborts the process ("terminate called without an active
+#: exception", exit 134) after the answer was printed.
+WORK_THREADS = (HOOK_THREAD, SKILL_THREAD, "labeeb-generate", "labeeb-preload", "labeeb-vision-preload")
+
+
+def unfinished_work() -> list[threading.Thread]:
+    """Daemon threads still running plugin or model code (a timed-out or cancelled skill)."""
+    me = threading.current_thread()
+    return [t for t in threading.enumerate()
+            if t is not me and t.daemon and t.is_alive() and t.name.startswith(WORK_THREADS)]
+
+
+def exit_without_stragglers(code: int, grace: float = 2.0, work_grace: float = 5.0) -> None:
+    """Exit with ``code``; if threads outlive their grace, log them and leave at once.
 
     Python waits forever for non-daemon threads at exit; a plugin's forgotten thread must
     not turn ``labeeb ask`` or a stopped ``labeeb serve`` into a process that never ends.
+    Work threads (:data:`WORK_THREADS`) were told to stop (the skill's ``cancel`` is set on
+    timeout and Ctrl-C) and get ``work_grace`` seconds to see it; one that still runs must
+    not be torn down by the interpreter, so the process ends with ``os._exit`` instead.
     """
-    deadline = time.monotonic() + grace
+    started = time.monotonic()
     for thread in stragglers():
-        thread.join(max(0.0, deadline - time.monotonic()))
-    left = stragglers()
-    if not left:
+        thread.join(max(0.0, started + grace - time.monotonic()))
+    for thread in unfinished_work():
+        thread.join(max(0.0, started + work_grace - time.monotonic()))
+    left, busy = stragglers(), unfinished_work()
+    if not left and not busy:
         return
-    names = ", ".join(repr(t.name) for t in left)
-    log.warning("exiting although %d thread(s) still run: %s (a plugin did not stop them)", len(left), names)
+    if left:
+        names = ", ".join(repr(t.name) for t in left)
+        log.warning("exiting although %d thread(s) still run: %s (a plugin did not stop them)", len(left), names)
+    if busy:
+        names = ", ".join(repr(t.name) for t in busy)
+        log.warning("exiting although %s still run(s) %g s after being told to stop", names, work_grace)
+        try:
+            print(f"labeeb: {names} did not stop within {work_grace:g} s of being told to; exiting without it",
+                  file=sys.stderr)
+        except Exception:
+            pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
