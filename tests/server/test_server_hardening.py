@@ -7,6 +7,9 @@ their 413, against the shared ``server`` (2 MB bodies) and ``secure`` (CORS) fix
 from __future__ import annotations
 
 import asyncio
+import io
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -158,3 +161,54 @@ def test_a_64_mb_upload_gets_its_413(server, idle):
     response = _post_async(server.api + "/audio/transcriptions",
                            files={"file": ("big.wav", b"\0" * BIG, "audio/wav")}, data={"model": "whisper-1"})
     assert_error(response, 413, "request_too_large")
+
+
+# -- decompression bombs: 10 hours of silence in under 1 MB ------------------------------------
+
+
+def flac_silence(hours: float, declared: bool = True, rate: int = 8000) -> bytes:
+    """A FLAC of ``hours`` of silence; without ``declared`` its header leaves the length unknown."""
+    import numpy as np
+    import soundfile
+
+    buffer = io.BytesIO()
+    block = np.zeros(rate * 600, dtype="int16")
+    with soundfile.SoundFile(buffer, "w", rate, 1, format="FLAC", subtype="PCM_16") as out:
+        for _ in range(int(hours * 6)):
+            out.write(block)
+    data = bytearray(buffer.getvalue())
+    if not declared:  # STREAMINFO's 36-bit total-samples field = 0: "unknown", as a streamed FLAC says
+        field = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)
+        data[18:26] = field.to_bytes(8, "big")
+    return bytes(data)
+
+
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+
+
+def reset_peak_rss(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # Linux: VmHWM starts again from VmRSS
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["length-in-header", "length-unknown"])
+def test_an_audio_decompression_bomb_is_refused_without_decoding_it(server, idle, declared):
+    bomb = flac_silence(10, declared)
+    assert len(bomb) < 2 * 1024 * 1024  # under server.max_body_mb: only the decoder can stop it
+    pid = server.process.pid
+    reset_peak_rss(pid)
+    before = peak_rss_mb(pid)
+    start = time.monotonic()
+    response = httpx.post(server.api + "/audio/transcriptions", files={"file": ("bomb.flac", bomb, "audio/flac")},
+                          data={"model": "whisper-1"}, timeout=120)
+    elapsed = time.monotonic() - start
+    assert_error(response, 400, "audio_too_long", "at most 10 s")
+    if declared:
+        assert "36000.0 s long" in response.json()["error"]["message"]
+    assert elapsed < 5, f"took {elapsed:.1f} s"
+    grew = peak_rss_mb(pid) - before
+    assert grew < 100, f"the server's peak memory grew by {grew:.0f} MB"  # 10 h of samples: ~3.5 GB
+    start = time.monotonic()
+    assert httpx.get(server.api + "/models", timeout=5).status_code == 200
+    assert time.monotonic() - start < 1.0
