@@ -2,11 +2,14 @@
 
 Work is bounded so a huge PDF costs no more than a few ordinary pages: only the selected
 pages are rendered, at most ``max_pages`` of them, each at a resolution that keeps its
-longest edge under ``MAX_EDGE`` pixels (a poster-sized page is not rendered at 150 dpi).
+longest edge under ``MAX_EDGE`` pixels (a poster-sized page is not rendered at 150 dpi),
+and all of them together within ``MAX_RENDER_PIXELS``, worked out from the page sizes
+before anything is rendered.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Longest edge of a rendered PDF page, in pixels.
 MAX_EDGE = 3000
+#: Pixels rendered for one document, all selected pages together (~190 MB as RGB). Over
+#: it, every page is rendered smaller, down to ``MIN_EDGE``; beyond that it is refused.
+MAX_RENDER_PIXELS = 64_000_000
+MIN_EDGE = 1000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
 # pdfium's error codes (FPDF_ERR_*) that deserve their own message.
@@ -69,6 +76,7 @@ def parse_pages(spec: str, page_count: int | None = None) -> list[int]:
     Without ``page_count`` only the syntax is checked (open ranges need the count).
     """
     pages: list[int] = []
+    seen: set[int] = set()  # a list lookup made "1-100000" quadratic
     parts = [part.strip() for part in str(spec).split(",")]
     if not any(parts):
         raise DocumentError("the page selection is empty; use e.g. 1-3,5")
@@ -90,7 +98,8 @@ def parse_pages(spec: str, page_count: int | None = None) -> list[int]:
             raise DocumentError(
                 f"page {end} does not exist: the document has {page_count} page{'s' * (page_count != 1)}"
             )
-        pages += [n for n in range(start, end + 1) if n not in pages]
+        pages += [n for n in range(start, end + 1) if n not in seen]
+        seen.update(range(start, end + 1))
     return pages
 
 
@@ -213,7 +222,8 @@ def _open_pdf(path: Path, pages: str | None, max_pages: int, dpi: int) -> Docume
             if count == 0:
                 raise DocumentError(f"{path}: the PDF has no pages")
             numbers, truncated = _select(pages, count, max_pages)
-            rendered = [_render(pdf, n, dpi, path) for n in numbers]
+            scales = _scales([pdf.get_page_size(n - 1) for n in numbers], numbers, dpi, path)
+            rendered = [_render(pdf, n, scale, path) for n, scale in zip(numbers, scales)]
         finally:
             pdf.close()
     return Document(path.name, "pdf", count, rendered, path=path, truncated=truncated)
@@ -242,12 +252,39 @@ def _mentions(path: Path, needle: bytes, window: int = 1 << 20) -> bool:
         return needle in head or needle in fh.read(window)
 
 
-def _render(pdf: object, number: int, dpi: int, path: Path) -> Page:
+def _scales(sizes: list[tuple[float, float]], numbers: list[int], dpi: int, path: Path) -> list[float]:
+    """Render scales (pixels per point) for pages of ``sizes`` points within the pixel budget.
+
+    Over ``MAX_RENDER_PIXELS`` every page is shrunk by one factor, but none below a longest
+    edge of ``MIN_EDGE``; when even that does not fit, the selection is refused.
+    """
+    full = [min(dpi / 72, MAX_EDGE / max(w, h, 1)) for w, h in sizes]
+    floor = [min(s, MIN_EDGE / max(w, h, 1)) for (w, h), s in zip(sizes, full)]
+
+    def pixels(shrink: float) -> float:
+        # pdfium rounds a rendered edge up to whole pixels
+        return sum(math.ceil(w * max(s * shrink, f)) * math.ceil(h * max(s * shrink, f))
+                   for (w, h), s, f in zip(sizes, full, floor))
+
+    if pixels(1.0) <= MAX_RENDER_PIXELS:
+        return full
+    if pixels(0.0) > MAX_RENDER_PIXELS:
+        raise DocumentError(
+            f"{path}: {len(numbers)} pages this large are too many to render together ({pixels(1.0):,.0f} "
+            f"pixels at {dpi} dpi; the limit is {MAX_RENDER_PIXELS:,}); choose fewer with --pages, "
+            f"e.g. --pages {format_pages(numbers[: max(1, len(numbers) // 4)])}"
+        )
+    low, high = 0.0, 1.0  # the largest shrink that fits
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if pixels(middle) <= MAX_RENDER_PIXELS else (low, middle)
+    return [max(s * low, f) for s, f in zip(full, floor)]
+
+
+def _render(pdf: object, number: int, scale: float, path: Path) -> Page:
     try:
         page = pdf[number - 1]  # type: ignore[index]
         try:
-            width, height = page.get_size()
-            scale = min(dpi / 72, MAX_EDGE / max(width, height, 1))
             image = page.render(scale=scale).to_pil().convert("RGB")
             textpage = page.get_textpage()
             try:
