@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from labeeb.config import Settings
 from labeeb.hookspecs import hookimpl
@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from labeeb.assistant import Assistant
     from labeeb.config import VisionConfig
 
-__all__ = ["FakeVision", "build_random_smolvlm", "make_assistant", "run_command", "smolvlm_files"]
+__all__ = ["FakeVision", "SmolVLMFilesMissing", "build_random_smolvlm", "make_assistant", "run_command",
+           "smolvlm_files"]
 
 
 class FakeVision:
@@ -131,17 +132,79 @@ def run_command(
     return assistant.handle(Command(text=text, images=list(images or []), source="cli", options=options))
 
 
-#: The real SmolVLM-256M-Instruct config, processor and tokenizer (no weights), beside the repo.
+#: SmolVLM-256M-Instruct's config, processor and tokenizer files (no weights): where to find them.
 SMOLVLM_FILES_ENV = "LABEEB_SMOLVLM_FILES"
+SMOLVLM_HUB_ID = "HuggingFaceTB/SmolVLM-256M-Instruct"
+SMOLVLM_BESIDE_REPO = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "smolvlm-256m-instruct"
+#: The small files a random-weights model needs (a few MB; the weights are never fetched).
+SMOLVLM_FILE_PATTERNS = [
+    "config.json", "generation_config.json", "preprocessor_config.json", "processor_config.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "vocab.json", "merges.txt", "chat_template.json", "chat_template.jinja",
+]
 
 
-def smolvlm_files() -> Path:
-    """Where the SmolVLM config/processor/tokenizer files are (``LABEEB_SMOLVLM_FILES``)."""
+class SmolVLMFilesMissing(FileNotFoundError):
+    """SmolVLM's config/processor/tokenizer files are nowhere to be found (one-line message)."""
+
+
+def smolvlm_files(environ: Mapping[str, str] | None = None, beside: Path | None = None,
+                  cache_dir: Path | None = None) -> Path:
+    """Where SmolVLM-256M-Instruct's config/processor/tokenizer files are, fetching them if need be.
+
+    In order: the folder ``LABEEB_SMOLVLM_FILES`` names; ``../shared/models/smolvlm-256m-instruct``
+    beside the repository; the Hugging Face hub (only those small files, into the usual hub
+    cache, which is all that is used when ``HF_HUB_OFFLINE=1``). Raises
+    :class:`SmolVLMFilesMissing` saying what to set when none has them.
+    """
     import os
 
-    if os.environ.get(SMOLVLM_FILES_ENV):
-        return Path(os.environ[SMOLVLM_FILES_ENV])
-    return Path(__file__).resolve().parents[1].parent / "shared" / "models" / "smolvlm-256m-instruct"
+    environ = os.environ if environ is None else environ
+    if environ.get(SMOLVLM_FILES_ENV):
+        path = Path(environ[SMOLVLM_FILES_ENV]).expanduser()
+        if not (path / "config.json").is_file():
+            raise SmolVLMFilesMissing(f"{SMOLVLM_FILES_ENV}={path} has no config.json: point it at a folder "
+                                      f"with {SMOLVLM_HUB_ID}'s config, processor and tokenizer files")
+        return path
+    beside = SMOLVLM_BESIDE_REPO if beside is None else beside
+    if (beside / "config.json").is_file():
+        return beside
+    reason = _smolvlm_from_hub(environ, cache_dir)
+    if isinstance(reason, Path):
+        return reason
+    raise SmolVLMFilesMissing(
+        f"SmolVLM files not found ({reason}): set {SMOLVLM_FILES_ENV} to a folder with {SMOLVLM_HUB_ID}'s "
+        f"config/processor/tokenizer files, put them in {beside}, or go online once without HF_HUB_OFFLINE "
+        f"to fetch them (no weights) from the hub"
+    )
+
+
+def _smolvlm_from_hub(environ: Mapping[str, str], cache_dir: Path | None) -> Path | str:
+    """The files from the hub cache, else downloaded; else why not (a short reason)."""
+    from huggingface_hub import snapshot_download
+
+    from labeeb.vision.model_files import _hub_reachable
+
+    def fetch(local: bool) -> Path | None:
+        folder = Path(snapshot_download(SMOLVLM_HUB_ID, allow_patterns=SMOLVLM_FILE_PATTERNS,
+                                        cache_dir=cache_dir, local_files_only=local))
+        return folder if (folder / "config.json").is_file() else None
+
+    try:
+        cached = fetch(local=True)
+        if cached is not None:
+            return cached
+    except Exception:
+        pass  # not cached
+    if str(environ.get("HF_HUB_OFFLINE", "")).lower() in {"1", "true", "yes", "on"}:
+        return "not beside the repository nor in the Hugging Face cache, and HF_HUB_OFFLINE is set"
+    unreachable = _hub_reachable()
+    if unreachable:
+        return f"not beside the repository nor in the Hugging Face cache, and {unreachable}"
+    try:
+        return fetch(local=False) or f"{SMOLVLM_HUB_ID} on the hub has no config.json"
+    except Exception as exc:
+        return f"downloading from {SMOLVLM_HUB_ID} failed: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def build_random_smolvlm(dest: str | Path, tiny: bool = False, seed: int = 0) -> Path:
@@ -157,8 +220,6 @@ def build_random_smolvlm(dest: str | Path, tiny: bool = False, seed: int = 0) ->
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     source, dest = smolvlm_files(), Path(dest)
-    if not (source / "config.json").is_file():
-        raise FileNotFoundError(f"SmolVLM files not found at {source}; set {SMOLVLM_FILES_ENV}")
     dest.mkdir(parents=True, exist_ok=True)
     config = AutoConfig.from_pretrained(source)
     if tiny:
@@ -172,6 +233,6 @@ def build_random_smolvlm(dest: str | Path, tiny: bool = False, seed: int = 0) ->
     model = AutoModelForImageTextToText.from_config(config)
     model.to(torch.float32 if tiny else torch.bfloat16).save_pretrained(dest)
     for item in source.iterdir():
-        if item.suffix in {".json", ".txt"} and item.name != "config.json":
+        if item.suffix in {".json", ".txt", ".jinja"} and item.name != "config.json":
             shutil.copyfile(item, dest / item.name)
     return dest

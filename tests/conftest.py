@@ -34,7 +34,26 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smolvlm_files_dir() -> Path:
+    """SmolVLM's config/processor/tokenizer files (labeeb.testing.smolvlm_files), found once.
+
+    Exported as LABEEB_SMOLVLM_FILES so subprocesses find the same files; where none are
+    found, each test that needs them fails with the one line saying what to set.
+    """
+    from labeeb.testing import SMOLVLM_FILES_ENV, SmolVLMFilesMissing, smolvlm_files
+
+    try:
+        path = smolvlm_files()
+    except SmolVLMFilesMissing as exc:
+        missing = str(exc)
+    else:
+        os.environ[SMOLVLM_FILES_ENV] = str(path)
+        return path
+    pytest.fail(missing, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smolvlm_files_dir: Path) -> Path:
     """A tiny random-weights Idefics3 with SmolVLM's real processor and tokenizer."""
     from labeeb.testing import build_random_smolvlm
 
@@ -42,7 +61,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smolvlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smolvlm_dir(tmp_path_factory: pytest.TempPathFactory, smolvlm_files_dir: Path) -> Path:
     """The real SmolVLM-256M architecture with random weights (bf16, ~0.5 GB on disk)."""
     from labeeb.testing import build_random_smolvlm
 
