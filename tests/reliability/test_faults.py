@@ -109,7 +109,7 @@ def test_stopping_the_server_answers_everyone_flushes_the_history_and_exits(tiny
         streaming = threading.Event()
 
         def long_stream() -> None:
-            body = chat_body("describe it", PNG, model=str(tiny_model_dir), max_tokens=8192, stream=True)
+            body = chat_body("describe it", PNG, model=str(tiny_model_dir), max_tokens=7000, stream=True)
             with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body, timeout=120) as response:
                 lines = []
                 for line in response.iter_lines():

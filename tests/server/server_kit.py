@@ -196,11 +196,12 @@ class LabeebServer:
     def busy(self) -> Iterator[None]:
         """Keep the model generating (a long streamed answer) until the block ends.
 
-        The greedy tiny model never emits end-of-sequence, so 8192 tokens take about a
-        minute; leaving the block closes the stream, which cancels the generation.
+        The greedy tiny model never emits end-of-sequence, so 7,000 tokens (about what the
+        8,192-token context leaves) take about a minute; leaving the block closes the stream,
+        which cancels the generation.
         """
         body = {
-            "model": self.vision_model, "max_tokens": 8192, "stream": True,
+            "model": self.vision_model, "max_tokens": 7000, "stream": True,
             "messages": [user_message("Describe this in great detail.", png_url())],
         }
         with httpx.Client(timeout=120) as client:
