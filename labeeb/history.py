@@ -20,10 +20,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sqlite3
+import stat
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +48,69 @@ EXPORT_FORMATS = ("jsonl", "csv")
 
 class HistoryError(RuntimeError):
     """The history database cannot be used; the message says which file and what to do."""
+
+
+#: Why this process's last attempt to open or write the history failed; None once one works.
+_failure: str | None = None
+
+
+def write_health() -> dict[str, Any]:
+    """``{"ok": ..., "error": ...}``: whether this process's history writes work (GET /health).
+
+    The error is the cause alone ("database or disk is full"), never the file's path.
+    """
+    return {"ok": _failure is None, "error": _failure}
+
+
+def _failed(exc: BaseException | None) -> str | None:
+    """Note (or clear) why writing failed; the cause, e.g. "No space left on device"."""
+    global _failure
+    if exc is None:
+        _failure = None
+    elif isinstance(exc, OSError) and exc.strerror:
+        _failure = exc.strerror
+    else:
+        _failure = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return _failure
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT. On an error, roll back unless SQLite already has (it does
+    on "database or disk is full"), so the error raised is the real one, not "cannot rollback"."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the error being raised says what went wrong
+        raise
+
+
+def _private(path: Path) -> None:
+    """The database and its -wal/-shm files readable by this user only, as is a folder Labeeb
+    made for them (they hold what was asked and answered). Only ever removes permissions."""
+    folder = path.parent
+    if not folder.exists() or folder == default_path().parent:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _tighten(folder)
+    if not path.exists():  # created 0600, so SQLite's -wal and -shm files are too
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        _tighten(file)
+
+
+def _tighten(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, mode & ~0o077)
+    except OSError:
+        pass  # gone, or not ours to change
 
 
 # -- the schema, one migration per version ------------------------------------------------
@@ -99,15 +165,10 @@ def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
             f"understands ({SCHEMA_VERSION}); upgrade Labeeb or set history.path to another file"
         )
     for version in range(found, target):
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             if schema_version(db) == version:  # another process may have just done it
                 MIGRATIONS[version](db)
                 db.execute(f"PRAGMA user_version = {version + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
     return found
 
 
@@ -231,12 +292,14 @@ class HistoryStore:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
             db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
+            _failed(exc)
             raise HistoryError(f"cannot open the history database {self.path}: {exc} (history.path)") from None
         try:
             self._set_up(db)
+            _private(self.path)  # a -wal/-shm file left by an older Labeeb
         except sqlite3.DatabaseError as exc:
             db.close()
             raise HistoryError(
@@ -302,20 +365,20 @@ class HistoryStore:
         pictures = self._pngs(turn.images, images) if self.store_images else []
         with self._lock:
             db = self.db
-            db.execute("BEGIN IMMEDIATE")
             try:
-                cursor = db.execute(
-                    "INSERT INTO turns (time, source, text, plugin, skill, answer, error, timings, usage, images, files)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (turn.time, turn.source, turn.text, turn.plugin, turn.skill, turn.answer, int(turn.error),
-                     json.dumps(turn.timings), json.dumps(turn.usage), json.dumps(turn.images),
-                     json.dumps(turn.files)),
-                )
-                db.executemany("INSERT OR IGNORE INTO images (sha256, width, height, png) VALUES (?, ?, ?, ?)", pictures)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                with _transaction(db):
+                    cursor = db.execute(
+                        "INSERT INTO turns (time, source, text, plugin, skill, answer, error, timings, usage, images,"
+                        " files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (turn.time, turn.source, turn.text, turn.plugin, turn.skill, turn.answer, int(turn.error),
+                         json.dumps(turn.timings), json.dumps(turn.usage), json.dumps(turn.images),
+                         json.dumps(turn.files)),
+                    )
+                    db.executemany("INSERT OR IGNORE INTO images (sha256, width, height, png) VALUES (?, ?, ?, ?)",
+                                   pictures)
+            except sqlite3.Error as exc:
+                raise HistoryError(f"cannot write to the history database {self.path}: {_failed(exc)}") from exc
+            _failed(None)
             turn_id = int(cursor.lastrowid or 0)
         if self.clock() - self._last_prune > PRUNE_EVERY:
             self.prune()
@@ -338,15 +401,10 @@ class HistoryStore:
         cutoff = self.clock() - self.retention_days * DAY
         with self._lock:
             db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 deleted = db.execute("DELETE FROM turns WHERE time < ?", (cutoff,)).rowcount
                 if deleted:
                     self._drop_orphan_images(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
         return deleted
 
     @staticmethod
@@ -360,14 +418,9 @@ class HistoryStore:
         """Delete every turn and stored image; return how many turns there were."""
         with self._lock:
             db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 deleted = db.execute("DELETE FROM turns").rowcount
                 db.execute("DELETE FROM images")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             try:  # fold the log back in, so the deleted text is not left in it either
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:

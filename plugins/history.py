@@ -10,6 +10,7 @@ neither the log nor the history ever holds an API key.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -27,10 +28,22 @@ if TYPE_CHECKING:  # pragma: no cover
 #: What this plugin can reach (`labeeb plugins`): it writes the history database.
 REACHES = ["files"]
 
+log = logging.getLogger("labeeb.history")
+
 # One open store per process, shared by the assistants that use the same file.
 _lock = threading.Lock()
 _store: HistoryStore | None = None
 _users = 0
+_failing = False  # said on the console; said again only after a write has worked
+
+
+def _report(exc: Exception) -> None:
+    """A write failed: the log gets every one, the console (stderr) one line per run of them."""
+    global _failing
+    log.warning("history: %s", exc)
+    if not _failing:
+        _failing = True
+        click.echo(f"labeeb: {exc}; turns are not being saved to the history (also in GET /health)", err=True)
 
 
 def current_store() -> HistoryStore | None:
@@ -49,7 +62,7 @@ def close() -> None:
 @hookimpl
 def labeeb_startup(assistant: Assistant) -> None:
     global _store, _users
-    from labeeb.history import HistoryStore, path_for
+    from labeeb.history import HistoryError, HistoryStore, path_for
     from labeeb.redact import Redactor, protect_logs
 
     redactor = Redactor.for_settings(assistant.settings)
@@ -63,7 +76,12 @@ def labeeb_startup(assistant: Assistant) -> None:
             return
         if _store is not None:
             _store.close()
-        _store, _users = HistoryStore.from_config(config, redactor), 1
+        _store, _users = None, 0
+        try:
+            _store, _users = HistoryStore.from_config(config, redactor), 1
+        except HistoryError as exc:
+            _report(exc)
+            raise
 
 
 @hookimpl
@@ -83,9 +101,15 @@ def process_reply(reply: Reply, command: Command) -> None:
     store = _store
     if store is None or store.closed:
         return None
-    from labeeb.history import TurnRecord
+    from labeeb.history import HistoryError, TurnRecord
 
-    store.record(TurnRecord.from_reply(reply, command), command.images)
+    global _failing
+    try:
+        store.record(TurnRecord.from_reply(reply, command), command.images)
+    except HistoryError as exc:
+        _report(exc)
+    else:
+        _failing = False
     return None
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 
 from labeeb import __version__
+from labeeb.history import write_health
 from labeeb.server import audio, schemas
 from labeeb.server.chat import ChatService, next_event, to_api_error
 from labeeb.server.errors import ApiError, install_error_handlers
@@ -109,6 +110,7 @@ class ServerState:
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "queue": self.work.stats().to_dict(),
             "features": {"auth": bool(self.config.api_key), "screen": self.config.allow_screen},
+            "history": write_health(),  # a failing history otherwise shows only in the log file
         }
         if not detailed:  # a model given as a local path, or a load error, names this machine's files
             for key in ("model", "models", "backend_status"):
