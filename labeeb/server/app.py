@@ -23,7 +23,7 @@ from labeeb import __version__
 from labeeb.history import write_health
 from labeeb.server import audio, schemas
 from labeeb.server.chat import ChatService, next_event, to_api_error
-from labeeb.server.errors import ApiError, install_error_handlers
+from labeeb.server.errors import ApiError, document_errors, install_error_handlers
 from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, HostOriginMiddleware
 from labeeb.server.queue import QueueFull, WorkQueue
 
@@ -156,6 +156,7 @@ def create_app(
     app = FastAPI(title="Labeeb", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.labeeb = state
     install_error_handlers(app)
+    document_errors(app)
     app.add_middleware(BodyLimitMiddleware, limit=int(config.max_body_mb * 1024 * 1024),
                        idle_timeout=config.request_timeout)
     if config.api_key:
@@ -205,13 +206,17 @@ def create_app(
 
     # -- chat --------------------------------------------------------------------------------
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses={200: {
+        "description": "The answer; with stream=true, server-sent events of chat.completion.chunk objects",
+        "content": {"application/json": {}, "text/event-stream": {"schema": {"type": "string"}}}}})
     async def chat_completions(body: schemas.ChatCompletionRequest, request: Request) -> Any:
         return await state.chat.complete(body, request)
 
     # -- audio -------------------------------------------------------------------------------
 
-    @app.post("/v1/audio/transcriptions")
+    @app.post("/v1/audio/transcriptions", responses={200: {
+        "description": "The transcript: JSON for json/verbose_json, plain text for text/srt/vtt",
+        "content": {"application/json": {}, "text/plain": {"schema": {"type": "string"}}}}})
     async def transcriptions(
         request: Request,
         file: UploadFile = File(...),
@@ -240,7 +245,8 @@ def create_app(
             ).model_dump()
         return schemas.Transcription(text=text).model_dump()
 
-    @app.post("/v1/audio/speech")
+    @app.post("/v1/audio/speech", response_class=Response, responses={200: {
+        "description": "The spoken audio", "content": {"audio/wav": {}, "audio/flac": {}}}})
     async def speech(body: schemas.SpeechRequest, request: Request) -> Response:
         data = await state.run(
             state.audio_work,
@@ -251,7 +257,8 @@ def create_app(
 
     # -- the screen, only when allowed -----------------------------------------------------
 
-    @app.get("/api/screenshot")
+    @app.get("/api/screenshot", response_class=Response, responses={200: {
+        "description": "A PNG screenshot (only with server.allow_screen)", "content": {"image/png": {}}}})
     async def screenshot(request: Request) -> Response:
         if not config.allow_screen:
             raise ApiError(403, "this server does not let clients see its screen (server.allow_screen is off)",

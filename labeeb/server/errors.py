@@ -39,6 +39,36 @@ ERROR_TYPES = {
 }
 
 
+#: What each error status means, for the OpenAPI document: every route can answer these (the
+#: checks in middleware.py run before any route), so schema-driven clients see the truth.
+DOCUMENTED_ERRORS = {
+    400: "Invalid request: a field is missing, malformed or out of range; the prompt is past the context",
+    401: "Missing or wrong API key (only when server.api_key is set)",
+    403: "Refused: a cross-site request from a web page, or something this server does not allow",
+    404: "No such model or endpoint",
+    413: "The request body is larger than server.max_body_mb",
+    421: "The Host header does not name this server (server.allowed_hosts)",
+    429: "The model's queue is full; retry after the Retry-After header's seconds",
+    500: "An internal error; the details are in the server's log",
+    503: "The model is not available (loading or failed), or the server is shutting down",
+}
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["message", "type", "param", "code"],
+        "properties": {
+            "message": {"type": "string"},
+            "type": {"type": "string"},
+            "param": {"type": ["string", "null"]},
+            "code": {"type": ["string", "null"]},
+        },
+    }},
+}
+
+
 class ApiError(Exception):
     """An error the client should see: status, message, and OpenAI's ``code``/``param``."""
 
@@ -86,6 +116,31 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         lines.append(f"{param}: {msg}" if param else msg)
     unique = list(dict.fromkeys(lines))
     return "; ".join(unique[:5]) or "invalid request", first_param
+
+
+def document_errors(app: FastAPI) -> None:
+    """List the error answers in the OpenAPI document: OpenAI's error shape for each status
+    in DOCUMENTED_ERRORS, and no 422 (validation errors are answered as 400)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+            schemas["Error"] = ERROR_SCHEMA
+            content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    responses.pop("422", None)
+                    for status, description in DOCUMENTED_ERRORS.items():
+                        responses.setdefault(str(status), {"description": description, "content": content})
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(app: FastAPI) -> None:
