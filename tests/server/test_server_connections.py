@@ -17,8 +17,6 @@ import httpx
 import pytest
 from server_kit import LabeebServer
 
-from labeeb.server.connections import connection_cap, uvicorn_config
-
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 2.0  # server.request_timeout of the servers here
@@ -105,7 +103,7 @@ def test_a_keep_alive_connection_gets_the_same_deadline(guarded):
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
         sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 1")  # the second request never ends
         elapsed, said = closed_within(sock, TIMEOUT + 7, trickle=b"27.0.0.1\r\nX: " + b"a" * 100)
-    assert elapsed < TIMEOUT + 1.5 and said.startswith(b"HTTP/1.1 408 ")
+    assert elapsed < TIMEOUT + 1.5 and b"HTTP/1.1 408 " in said  # after the rest of the first answer, if any
 
 
 def test_connections_over_the_cap_get_503_at_once(guarded):
@@ -157,6 +155,8 @@ def test_1100_half_open_connections_under_ulimit_1024(tiny_model_dir, tmp_path):
 
 
 def test_the_cap_stays_under_half_the_descriptor_limit():
+    from labeeb.server.connections import connection_cap
+
     with descriptor_limit(1024):
         assert connection_cap(10_000) == 512
         assert connection_cap(100) == 100
@@ -165,6 +165,7 @@ def test_the_cap_stays_under_half_the_descriptor_limit():
 def test_uvicorn_leaves_labeebs_log_handlers_open(tmp_path):
     """uvicorn's default logging setup closed them; reopening under EMFILE killed the server."""
     from labeeb.config import ServerConfig
+    from labeeb.server.connections import uvicorn_config
 
     handler = logging.FileHandler(tmp_path / "labeeb.log")
     root = logging.getLogger()

@@ -15,8 +15,6 @@ import httpx
 import pytest
 from server_kit import assert_error, png_url, user_message
 
-from labeeb.server.middleware import HostOriginMiddleware
-
 pytestmark = pytest.mark.slow
 
 BIG = 64 * 1024 * 1024
@@ -70,6 +68,8 @@ async def _ok(scope, receive, send):
     ],
 )
 def test_allowed_hosts_when_listening_on_every_interface(host, allowed):
+    from labeeb.server.middleware import HostOriginMiddleware
+
     app = HostOriginMiddleware(_ok, host="lan-name", allowed_hosts=["mybox.local", "*.example.org"])
     assert asyncio.run(_call(app, host)) == (200 if allowed else 421)
     wildcard = HostOriginMiddleware(_ok, host="0.0.0.0", allowed_hosts=[])
