@@ -59,7 +59,7 @@ def client(fake, tmp_path_factory):
     settings = Settings()
     settings.history.enabled = False  # module-scoped: set up before each test's isolated home
     assistant = make_assistant(vision=fake, settings=settings)
-    with TestClient(served(assistant, max_images=4)) as http:
+    with TestClient(served(assistant, max_images=4), base_url="http://127.0.0.1") as http:
         yield http
 
 
@@ -290,7 +290,7 @@ def test_lone_surrogates_in_api_text_are_answered_and_recorded(history_path):
     from fastapi.testclient import TestClient
 
     raw = b'{"model": "labeeb", "messages": [{"role": "user", "content": "what can you do \\ud800"}]}'
-    with TestClient(served(make_assistant(vision=FakeVision()))) as http:
+    with TestClient(served(make_assistant(vision=FakeVision())), base_url="http://127.0.0.1") as http:
         response = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 200 and "I can help with" in response.text
     with sqlite3.connect(history_path) as db:

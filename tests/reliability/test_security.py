@@ -132,7 +132,8 @@ def test_the_api_key_is_compared_in_constant_time(monkeypatch):
     monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     settings = Settings()
     settings.history.enabled = False
-    with TestClient(served(make_assistant(vision=FakeVision(), settings=settings), api_key=SERVER_KEY)) as http:
+    with TestClient(served(make_assistant(vision=FakeVision(), settings=settings), api_key=SERVER_KEY),
+                    base_url="http://127.0.0.1") as http:
         for given in ("", "Bearer x", f"Bearer {SERVER_KEY[:-1]}", f"Bearer {SERVER_KEY}"):
             http.get("/v1/models", headers={"Authorization": given} if given else {})
     assert [a for a, _ in calls] == [b"", b"Bearer x", f"Bearer {SERVER_KEY[:-1]}".encode(), f"Bearer {SERVER_KEY}".encode()]
