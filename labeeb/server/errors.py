@@ -46,6 +46,7 @@ DOCUMENTED_ERRORS = {
     401: "Missing or wrong API key (only when server.api_key is set)",
     403: "Refused: a cross-site request from a web page, or something this server does not allow",
     404: "No such model or endpoint",
+    408: "The request's headers or body arrived too slowly (server.request_timeout)",
     413: "The request body is larger than server.max_body_mb",
     421: "The Host header does not name this server (server.allowed_hosts)",
     429: "The model's queue is full; retry after the Retry-After header's seconds",
