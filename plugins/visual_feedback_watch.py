@@ -34,9 +34,12 @@ def announce(event: WatchEvent, vision: Callable[[str, list[Image]], str] | None
               help="Ask the vision model what changed (default), or only say where.")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after announcing this many changes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per change.")
+@click.option("--speak/--no-speak", default=False, help="Also say each change aloud (tts.* settings).")
+@click.option("--speak-to", type=click.Path(dir_okay=False), metavar="WAV",
+              help="Say the changes into this WAV file instead of the speakers.")
 @click.pass_context
 def watch_command(ctx: click.Context, interval: float | None, region: str | None, monitor: int | None,
-                  describe: bool, count: int | None, as_json: bool) -> None:
+                  describe: bool, count: int | None, as_json: bool, speak: bool, speak_to: str | None) -> None:
     """Watch the screen and announce meaningful changes; Ctrl-C stops.
 
     Noise (a blinking cursor, a ticking clock) is ignored: see screen.change_threshold,
@@ -45,6 +48,7 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
     \b
     Examples:
       labeeb watch
+      labeeb watch --speak                 # say each change aloud too
       labeeb watch --interval 1 --region 0,0,800,600 --no-describe
     """
     from labeeb_plugins.visual_feedback import sentence_tokens
@@ -69,6 +73,7 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
         message = "screen capture works again" if error is None else f"screen capture failed, still watching: {error}"
         click.echo(f"labeeb: {message}", err=True)
 
+    speaker = _speaker(app, speak_to) if speak or speak_to else None
     announced = 0
     try:
         options = screen_options(monitor, region) if monitor is not None or region else {}
@@ -83,6 +88,9 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
                                        "changes": event.report.to_dict(event.after.rect)}, ensure_ascii=False))
             else:
                 click.echo(f"[{time.strftime('%H:%M:%S')}] {text}")
+            if speaker is not None:  # a newer change interrupts the one still being said
+                speaker.begin()
+                speaker.say(spoken_change(text))
             announced += 1
             if count is not None and announced >= count:
                 break
@@ -92,3 +100,28 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
         fail(str(exc), 2)
     except ScreenUnavailableError as exc:
         fail(str(exc))
+    finally:
+        if speaker is not None:  # the last change is said to the end (Ctrl-C cuts it short)
+            speaker.close()
+
+
+def _speaker(app: Any, to_file: str | None) -> Any:
+    from labeeb.cli import fail
+    from labeeb.voice.speaker import open_speaker
+
+    if to_file:
+        from pathlib import Path
+
+        if not Path(to_file).expanduser().parent.is_dir():
+            fail(f"--speak-to: the folder of {to_file} does not exist", 2)
+    return open_speaker(app.loaded.settings.tts, to_file=to_file,
+                        warn=lambda message: click.echo(f"labeeb: {message}", err=True))
+
+
+def spoken_change(text: str) -> str:
+    """An announcement as it is said: its lines as sentences, without the pixel coordinates
+    (which are for reading, not for listening)."""
+    import re
+
+    lines = [re.sub(r"\s*\(x \d+, y \d+, \d+x\d+ px\)", "", line).lstrip("- ").strip() for line in text.splitlines()]
+    return " ".join(line if line.endswith((".", ":", "!", "?")) else line + "." for line in lines if line)

@@ -134,3 +134,34 @@ def test_watch_errors_are_one_line(labeeb_cli, no_display):
     assert done.returncode == 1 and "no display is set" in done.stderr and "Traceback" not in done.stderr
     bad = labeeb_cli("watch", "--region", "0,0,-5,10")
     assert bad.returncode == 2 and "is not a region" in bad.stderr
+
+
+def test_watch_speaks_each_change(xserver, tmp_path):
+    """``--speak-to``: what watch prints is also said; real espeak-ng out, real Whisper back in."""
+    from labeeb.config import SttConfig
+    from labeeb.voice.audio import read_audio
+    from labeeb.voice.stt import Transcriber
+
+    out_wav = tmp_path / "changes.wav"
+    proc, out, err = start_watch("--interval", "0.2", "--no-describe", "--count", "1", "--speak-to", str(out_wav))
+    try:
+        err.wait_for("Watching")
+        xserver.show("Build failed", 300, 200, title="Terminal")
+        assert "One area of the screen changed:" in out.wait_for("changed")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in err.rest()
+    transcriber = Transcriber(SttConfig(model="tiny.en", beam_size=5))
+    transcriber.load()
+    heard = transcriber.transcribe(read_audio(out_wav)).text.lower()
+    assert "screen changed" in heard and "terminal" in heard, heard
+    assert "pixel" not in heard and "300" not in heard  # coordinates are for reading, not listening
+
+
+def test_spoken_changes_leave_out_the_coordinates():
+    from labeeb_plugins.visual_feedback_watch import spoken_change
+
+    text = "One area of the screen changed:\n- top left (x 300, y 200, 152x62 px), in the window “CI”"
+    assert spoken_change(text) == "One area of the screen changed: top left, in the window “CI”."
