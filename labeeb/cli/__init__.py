@@ -104,9 +104,9 @@ def create_cli() -> click.Group:
             app.config_path = config_path
             app.__dict__.pop("loaded", None)
 
-    from labeeb.cli import ask, chat, config_cmd, doctor, plugins_cmd
+    from labeeb.cli import ask, chat, config_cmd, doctor, models_cmd, plugins_cmd
 
-    for module in (chat, ask, plugins_cmd, config_cmd, doctor):
+    for module in (chat, ask, plugins_cmd, models_cmd, config_cmd, doctor):
         cli.add_command(module.command)
     return cli
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from labeeb.vision.backend import ModelUnavailableError
 
 HOW_TO_PROVIDE = (
-    "Provide it as a local directory (set vision.model in config.toml, or "
-    "LABEEB_VISION__MODEL=/path/to/model), or download it once while online with "
-    "`huggingface-cli download {model}`; set HF_HUB_OFFLINE=1 to use only the local cache."
+    "Download it once while online with `hf download {model}` (`labeeb models` lists the "
+    "known ones), or set vision.model (or LABEEB_VISION__MODEL) to a local directory that "
+    "holds it; set HF_HUB_OFFLINE=1 to use only the local cache."
 )
 
 
@@ -31,11 +31,15 @@ def _hub_reachable(timeout: float = 5.0) -> str | None:
 
 
 def resolve_model(model: str) -> Path:
-    """A local directory holding ``model``'s files, downloading them if needed and possible."""
-    fail = HOW_TO_PROVIDE.format(model=model)
+    """A local directory holding ``model``'s files (a directory, a hub id, or a short name from
+    ``labeeb models``), downloading them if needed and possible."""
+    from labeeb.vision.catalog import hub_id
+
     path = Path(model).expanduser()
     looks_like_path = path.is_absolute() or model.startswith((".", "~")) or path.exists()
     if looks_like_path:
+        fail = ("Point vision.model (or LABEEB_VISION__MODEL) at a directory holding the model's "
+                "files, or use a hub id or a name from `labeeb models`.")
         if not path.is_dir():
             raise ModelUnavailableError(f"vision model directory {model!r} does not exist. {fail}")
         if not (path / "config.json").is_file():
@@ -44,6 +48,10 @@ def resolve_model(model: str) -> Path:
             )
         return path
 
+    named, model = model, hub_id(model)
+    fail = HOW_TO_PROVIDE.format(model=model)
+    if named != model:  # a short name: errors name both
+        fail = f"({named!r} is {model}.) {fail}"
     if model.count("/") != 1:
         raise ModelUnavailableError(
             f"vision model {model!r} is neither an existing directory nor a hub id "
