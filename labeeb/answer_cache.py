@@ -86,6 +86,7 @@ class AnswerCache:
             getattr(request, "min_new_tokens", 0),
             request.temperature,
             tuple(request.stop),
+            tuple(request.frame_times) if request.frame_times is not None else None,
         )
 
     def get(self, key: Key) -> CachedAnswer | None:

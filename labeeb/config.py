@@ -137,6 +137,9 @@ def _rects(value: Any) -> Any:
 class ScreenConfig(_Section):
     """Screen capture (the screen and visual feedback plugins, ``labeeb watch``)."""
 
+    backend: Literal["auto", "mss", "grim", "portal"] = Field(
+        "auto", description="how to capture: auto = grim on wlroots Wayland, else the portal on Wayland, else mss",
+    )
     monitor: int = Field(0, ge=0, description="0 = every monitor (the whole virtual screen)")
     monitors: list[str] = Field(default_factory=list, description="monitor layout override")
     exclude_regions: list[str] = Field(default_factory=list)
@@ -186,6 +189,10 @@ class DocumentsConfig(_Section):
 class VideoConfig(_Section):
     frames: int = Field(8, ge=1, le=64, description="frames sampled from a video")
     frame_size: int = Field(512, ge=64, le=4096, description="longest edge of a frame in pixels")
+    detail: Literal["low", "high"] = Field(
+        "low", description="low: each frame is one 512 px tile, labelled with its time (as SmolVLM2 reads video); "
+        "high: each frame is split into tiles like a picture (several times slower)",
+    )
 
 
 class SttConfig(_Section):

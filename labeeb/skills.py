@@ -97,10 +97,20 @@ class Request:
         images: list[Image] | None = None,
         **options: Any,
     ) -> VisionStream:
-        """Ask the shared vision model; iterate the result for text chunks."""
+        """Ask the shared vision model; iterate the result for text chunks.
+
+        A video's frames attached to the command (``options["video_frame_times"]``) go as
+        frames, one tile each with their times, unless ``video.detail = "high"``.
+        """
+        images = self.images() if images is None else images
+        times = self.command.options.get("video_frame_times")
+        if (times and "frame_times" not in options and len(times) == len(images)
+                and all(a is b for a, b in zip(images, self.command.images))
+                and self.assistant.settings.video.detail == "low"):
+            options["frame_times"] = times
         stream = self.vision.stream(
             prompt,
-            self.images() if images is None else images,
+            images,
             history=self.context.exchanges(),
             cancel=self.cancel,
             **options,

@@ -33,7 +33,8 @@ def screen(changed=False):
 def reference(model, processor, request):
     prompt = processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
     images = [request.images] if request.images else None
-    inputs = processor(text=[prompt], images=images, return_tensors="pt")
+    whole = {} if request.split_images else {"do_image_splitting": False}
+    inputs = processor(text=[prompt], images=images, return_tensors="pt", **whole)
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=request.max_new_tokens, do_sample=False)
     return processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -156,3 +157,15 @@ def test_cancel_and_sampling(parts):
     sampled = VisionRequest("Describe.", [screen()], max_new_tokens=5, temperature=0.8)
     text, stats = ask(engine, processor, sampled)
     assert stats.completion_tokens == 5 and isinstance(text, str)
+
+
+def test_video_frames_one_tile_each_match_reference(parts):
+    model, processor = parts
+    engine = Engine(model, processor)
+    frames = [screen(), screen(changed=True), Image.new("RGB", (640, 360), "blue")]
+    request = VisionRequest("What happens in the video?", frames, max_new_tokens=6, frame_times=[0.5, 1.5, 2.5])
+    prompt = processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
+    assert "Frame from 0:00:" in prompt and "Frame from 0:01:" in prompt and "Frame from 0:02:" in prompt
+    assert "series of 3 frames from a 0:03 video" in prompt
+    assert ask(engine, processor, request)[0] == reference(model, processor, request)
+    assert engine.last.tiles_encoded == 3

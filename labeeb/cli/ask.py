@@ -15,7 +15,9 @@ from labeeb.cli import fail, get_app
 @click.argument("question", nargs=-1, required=True)
 @click.option("--image", "-i", "images", multiple=True, type=click.Path(), help="Attach an image or PDF (repeatable).")
 @click.option("--pages", help='Pages of attached PDFs/TIFFs to read, e.g. "1-3,5" (default: all, up to documents.max_pages).')
-@click.option("--video", type=click.Path(), help="Attach frames sampled uniformly from a video (PyAV).")
+@click.option("--video", type=click.Path(),
+              help="Attach frames sampled uniformly from a video (PyAV), one 512 px tile each with its time "
+                   "(video.detail = \"high\" splits each frame into tiles instead).")
 @click.option("--frames", type=click.IntRange(1, 64), help="How many frames --video samples (default: video.frames).")
 @click.option("--screen", "screen", is_flag=True, help="Attach a fresh screenshot (privacy settings applied).")
 @click.option("--monitor", type=click.IntRange(0), help="Screenshot monitor N (0 = all monitors); implies --screen.")

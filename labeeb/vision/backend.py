@@ -76,6 +76,14 @@ class VisionRequest:
     temperature: float = 0.0
     stop: list[str] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Set when the images are a video's frames (seconds from its start): each frame is one
+    # 512 px tile and the prompt says when it was taken, as SmolVLM2 is prompted for video.
+    frame_times: list[float] | None = None
+
+    @property
+    def split_images(self) -> bool:
+        """Whether pictures are split into 512 px tiles (not for video frames)."""
+        return self.frame_times is None
 
 
 @dataclass

@@ -170,20 +170,23 @@ class Engine:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def prepare_images(self, images: list[Image]) -> PreparedImages:
+    def prepare_images(self, images: list[Image], split: bool = True) -> PreparedImages:
+        """Pixels, masks and prompt replacements of ``images``: each split into 512 px tiles
+        plus a downscaled whole, or (``split=False``, video frames) one tile each."""
         import torch
 
-        key = image_key(images)
+        key = image_key(images) + ("" if split else ":whole")
         hit = self._images.get_fresh(key) if self.cache_images else None
         if hit is not None:
             self.last.images_reused = True
             return hit
         if self._fast_images is not None:
-            processed = self._fast_images(list(images), dtype=self.dtype, mask_dtype=torch.bool)
+            processed = self._fast_images(list(images), dtype=self.dtype, mask_dtype=torch.bool, split=split)
             replacements = [self.processor.replace_image_token(processed, image_idx=i) for i in range(len(images))]
         else:
+            whole = {} if split else {"do_image_splitting": False}
             processed, replacements = self.processor._process_images(
-                [list(images)], return_tensors="pt", return_row_col_info=True
+                [list(images)], return_tensors="pt", return_row_col_info=True, **whole
             )
         # The encoder casts to its dtype first thing; doing it here halves what is kept, and a
         # boolean mask is an eighth of an int64 one.
@@ -379,7 +382,7 @@ class Engine:
         with self._lock, torch.inference_mode():
             self.last = EngineStats()
             started = time.perf_counter()
-            prepared = self.prepare_images(request.images) if request.images else None
+            prepared = self.prepare_images(request.images, request.split_images) if request.images else None
             ids = self.input_ids(prompt, prepared)
             stats.preprocess = time.perf_counter() - started
             stats.prompt_tokens = len(ids)

@@ -77,23 +77,23 @@ class FastImageProcessor:
         # lut[channel, value]: ((value * scale) as float32 - mean) / std, in float32
         self.lut = ((values[None, :] - mean[:, None]) / std[:, None]).astype(np.float32)
 
-    def grid(self, width: int, height: int) -> tuple[int, int]:
+    def grid(self, width: int, height: int, split: bool = True) -> tuple[int, int]:
         """(rows, cols) of tiles an image of this size is split into, as ``_frames`` splits it
         (0, 0: one tile), from its size alone: prompts are counted before anything is decoded."""
-        if not self.split:
+        if not (self.split and split):
             return 0, 0
         height, width = _encoder_size(*_rescaled_size(height, width, self.longest), self.tile)
         if height <= self.tile and width <= self.tile:
             return 0, 0
         return (height - self.tile) // self.tile + 1, (width - self.tile) // self.tile + 1
 
-    def _frames(self, image: Image) -> tuple[list[Image], int, int]:
+    def _frames(self, image: Image, split: bool = True) -> tuple[list[Image], int, int]:
         from PIL import Image as PILImage
 
         image = image.convert("RGB") if image.mode != "RGB" else image
         height, width = _rescaled_size(image.height, image.width, self.longest)
         image = image.resize((width, height), PILImage.Resampling.LANCZOS)
-        if not self.split:
+        if not (self.split and split):
             return [image.resize((self.tile, self.tile), PILImage.Resampling.LANCZOS)], 0, 0
         height, width = _encoder_size(height, width, self.tile)
         image = image.resize((width, height), PILImage.Resampling.LANCZOS)
@@ -109,8 +109,10 @@ class FastImageProcessor:
         frames.append(image.resize((self.tile, self.tile), PILImage.Resampling.LANCZOS))
         return frames, rows, cols
 
-    def __call__(self, images: list[Image], dtype: Any = None, mask_dtype: Any = None) -> dict[str, Any]:
-        """Like ``image_processor([images], return_tensors="pt", return_row_col_info=True)``.
+    def __call__(self, images: list[Image], dtype: Any = None, mask_dtype: Any = None,
+                 split: bool = True) -> dict[str, Any]:
+        """Like ``image_processor([images], return_tensors="pt", return_row_col_info=True,
+        do_image_splitting=split)``.
 
         With ``dtype`` (the model's), pixel values are stored in it tile by tile, exactly as
         ``.to(dtype)`` on the float32 result would, without the float32 copy of every tile.
@@ -121,7 +123,7 @@ class FastImageProcessor:
 
         frames, rows, cols = [], [], []
         for image in images:
-            f, r, c = self._frames(image)
+            f, r, c = self._frames(image, split)
             frames += f
             rows.append(r)
             cols.append(c)

@@ -32,8 +32,13 @@ def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for user, assistant in request.history:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    from labeeb.vision.transformers_backend import image_parts
+
+    # The same layout as in process (a video's frames each introduced by its time).
+    pictures = iter(request.images)
     content: list[dict[str, Any]] = [
-        {"type": "image_url", "image_url": {"url": image_data_url(image)}} for image in request.images
+        {"type": "image_url", "image_url": {"url": image_data_url(next(pictures))}} if part["type"] == "image" else part
+        for part in image_parts(request)
     ]
     content.append({"type": "text", "text": request.prompt})
     messages.append({"role": "user", "content": content})

@@ -179,7 +179,9 @@ class VisionProcessor:
         temperature: float | None = None,
         stop: list[str] | None = None,
         min_new_tokens: int = 0,
+        frame_times: list[float] | None = None,
     ) -> VisionStream:
+        """Ask about ``images``; with ``frame_times`` (seconds) they are a video's frames."""
         request = VisionRequest(
             prompt=_valid_text(prompt),
             images=[preprocess(image, self.config.preprocess) for image in images],
@@ -189,6 +191,7 @@ class VisionProcessor:
             stop=list(stop or []),
             min_new_tokens=min_new_tokens,
             cancel=cancel or threading.Event(),
+            frame_times=list(frame_times) if frame_times is not None else None,
         )
         return VisionStream(self, request)
 

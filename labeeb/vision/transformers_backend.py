@@ -5,6 +5,7 @@ torch and transformers are imported in ``load()``, never at import time.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -53,6 +54,30 @@ def resolve_dtype(requested: str, device: str) -> torch.dtype:
     return torch.float32
 
 
+def clock(seconds: float) -> str:
+    """``M:SS`` (or ``H:MM:SS``) for a time in a video, whole seconds passed (as clocks show)."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def image_parts(request: VisionRequest) -> list[dict[str, Any]]:
+    """The first user turn's pictures: plain images, or a video's frames each introduced by
+    its time, as SmolVLM2 is prompted for video."""
+    if request.frame_times is None:
+        return [{"type": "image"} for _ in request.images]
+    times = request.frame_times
+    # Frames show the middles of equal parts of the clip: it ends half a part after the last.
+    length = clock(math.ceil(times[-1] + (times[-1] - times[-2] if len(times) > 1 else 0) / 2)) if times else "0:00"
+    parts: list[dict[str, Any]] = [
+        {"type": "text", "text": f"You are provided the following series of {len(times)} frames from a {length} video.\n"}
+    ]
+    for time_ in times:
+        parts += [{"type": "text", "text": f"\nFrame from {clock(time_)}:"}, {"type": "image"}]
+    parts.append({"type": "text", "text": "\n\n"})
+    return parts
+
+
 def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
     """The chat, with the images at the start of its first user turn.
 
@@ -62,7 +87,7 @@ def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
     turns = [*request.history, (request.prompt, None)]
     messages: list[dict[str, Any]] = []
     for index, (user, assistant) in enumerate(turns):
-        content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images] if index == 0 else []
+        content: list[dict[str, Any]] = image_parts(request) if index == 0 else []
         content.append({"type": "text", "text": user})
         messages.append({"role": "user", "content": content})
         if assistant is not None:
@@ -136,7 +161,8 @@ class TransformersBackend:
     def prepare(self, request: VisionRequest) -> Any:
         prompt = self.processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
         images = [list(request.images)] if request.images else None
-        inputs = self.processor(text=[prompt], images=images, return_tensors="pt")
+        whole = {} if request.split_images else {"do_image_splitting": False}  # video frames: one tile each
+        inputs = self.processor(text=[prompt], images=images, return_tensors="pt", **whole)
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
@@ -158,11 +184,13 @@ class TransformersBackend:
         from labeeb.vision.preprocess import limited_size
 
         sizes = sizes if sizes is not None else [image.size for image in request.images]
-        layout = VisionRequest(request.prompt, [None] * len(sizes), request.history)  # type: ignore[list-item]
+        layout = VisionRequest(request.prompt, [None] * len(sizes), request.history,  # type: ignore[list-item]
+                               frame_times=request.frame_times)
         prompt = self.processor.apply_chat_template(build_messages(layout), add_generation_prompt=True)
         if sizes and supported(self.processor.image_processor):
             fast = FastImageProcessor(self.processor.image_processor)
-            grids = [fast.grid(*limited_size(size, self.config.preprocess.max_size)) for size in sizes]
+            grids = [fast.grid(*limited_size(size, self.config.preprocess.max_size), split=request.split_images)
+                     for size in sizes]
             info = {"rows": [[r for r, _ in grids]], "cols": [[c for _, c in grids]]}
             parts = prompt.split(self.processor.image_token)
             prompt = parts[0] + "".join(self.processor.replace_image_token(info, image_idx=i) + part

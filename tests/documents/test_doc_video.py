@@ -130,3 +130,42 @@ def test_ask_images_and_video_together(clip: Path, tmp_path: Path) -> None:
     assert run_ask(["--image", str(still), "--video", str(clip), "--frames", "2", "compare"], fake).exit_code == 0
     images = fake.requests[0].images
     assert len(images) == 3 and images[0].getpixel((1, 1)) == (255, 0, 0)
+
+
+def test_video_frames_go_as_frames_with_their_times(clip: Path) -> None:
+    fake = FakeVision("x")
+    assert run_ask(["--video", str(clip), "--frames", "4", "what happens?"], fake).exit_code == 0
+    [request] = fake.requests
+    assert request.frame_times == pytest.approx([0.5, 1.5, 2.5, 3.5], abs=0.11)
+    assert not request.split_images
+
+
+def test_video_detail_high_splits_frames_like_pictures(clip: Path) -> None:
+    settings = Settings()
+    settings.video.detail = "high"
+    fake = FakeVision("x")
+    assert run_ask(["--video", str(clip), "--frames", "2", "what happens?"], fake, settings).exit_code == 0
+    assert fake.requests[0].frame_times is None and fake.requests[0].split_images
+
+
+def test_frames_are_one_tile_each_and_cost_less_than_a_screenshot(tiny_model_dir, clip: Path) -> None:
+    """The real processor and engine: 8 frames are 8 tiles; a 1920x1080 screenshot is 13."""
+    from PIL import Image
+
+    from labeeb.config import VisionConfig
+    from labeeb.vision.processor import VisionProcessor
+    from labeeb.vision.transformers_backend import TransformersBackend
+
+    vision = VisionProcessor(VisionConfig(model=str(tiny_model_dir), dtype="float32", max_new_tokens=2),
+                             {"transformers": TransformersBackend})
+    frames = sample_frames(clip, 8)
+    video = vision.stream("what happens?", [f.image for f in frames], frame_times=[f.time for f in frames])
+    list(video)
+    engine = vision.backend().engine
+    assert engine.last.tiles_encoded + engine.last.tiles_reused == 8
+    screen = vision.stream("what is on the screen?", [Image.new("RGB", (1920, 1080), "white")])
+    list(screen)
+    assert engine.last.tiles_encoded + engine.last.tiles_reused == 13
+    assert video.usage.prompt_tokens < screen.usage.prompt_tokens
+    counted = vision.backend().count_prompt_tokens(video.request)
+    assert counted == video.usage.prompt_tokens
