@@ -1,9 +1,10 @@
 """Seeing the screen: capture behind a small protocol, with privacy applied first.
 
 ``ScreenSource.grab(target)`` returns a :class:`Screenshot`. :class:`MssScreen` captures the
-real screen with mss (X11, macOS, Windows); :class:`FrameScreen` serves given images
-(tests, recordings). Configured private areas and windows are blacked out inside ``grab``,
-before any caller (plugin, cache, log) sees the pixels.
+real screen with mss (X11, macOS, Windows), ``labeeb.screen_wayland`` a Wayland one (grim or
+the desktop's portal); :func:`open_screen` picks per ``screen.backend``. :class:`FrameScreen`
+serves given images (tests, recordings). Configured private areas and windows are blacked
+out inside ``grab``, before any caller (plugin, cache, log) sees the pixels.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ NO_DISPLAY = (
     "`Xvfb :99 -screen 0 1280x800x24 & export DISPLAY=:99`."
 )
 WAYLAND = (
-    "I cannot capture the screen: this is a Wayland session{detail}, and Wayland only lets "
-    "apps capture the screen through the desktop's own screenshot portal. Fix: choose an "
-    "\"Xorg\"/\"X11\" session on the login screen (the gear menu), or run Labeeb under "
-    "XWayland with DISPLAY set (it then sees X11 windows only)."
+    "I cannot capture the screen with mss: this is a Wayland session{detail}, and mss only "
+    "sees X11. Fix: set screen.backend = \"auto\" (grim on sway and other wlroots desktops, "
+    "else the desktop's screenshot portal), or choose an \"Xorg\"/\"X11\" session on the "
+    "login screen (the gear menu)."
 )
 
 
@@ -277,15 +278,23 @@ class _Screen:
         return rect, label, [f"I could not find {what} ({reason}); I looked at {label} instead"], None
 
 
-def check_session(environ: Mapping[str, str] | None = None, platform: str | None = None) -> None:
-    """Raise ScreenUnavailableError when this session has no screen Labeeb can capture."""
+def check_session(environ: Mapping[str, str] | None = None, platform: str | None = None,
+                  backend: str = "auto") -> None:
+    """Raise ScreenUnavailableError when this session has no screen Labeeb can capture
+    with ``backend`` (``screen.backend``; "auto" chooses as :func:`open_screen` does)."""
+    from labeeb import screen_wayland
+
     environ = os.environ if environ is None else environ
     platform = platform or sys.platform
+    method = screen_wayland.choose(backend, environ, platform)
+    if method != "mss":
+        screen_wayland.check(method, environ)
+        return
     if not platform.startswith(("linux", "freebsd", "openbsd")):
         return  # macOS and Windows: mss captures directly
     if environ.get("DISPLAY"):
         return
-    if environ.get("WAYLAND_DISPLAY") or environ.get("XDG_SESSION_TYPE") == "wayland":
+    if screen_wayland.is_wayland(environ):
         raise ScreenUnavailableError(WAYLAND.format(detail=" without X11 (DISPLAY is not set)"))
     raise ScreenUnavailableError(NO_DISPLAY)
 
@@ -295,7 +304,7 @@ class MssScreen(_Screen):
 
     @contextlib.contextmanager
     def _mss(self) -> Iterator[Any]:
-        check_session()
+        check_session(backend="mss")
         import mss
 
         factory = getattr(mss, "MSS", None) or mss.mss  # mss >= 10.2 / older
@@ -358,8 +367,11 @@ class FrameScreen(_Screen):
 
 
 def open_screen(config: ScreenConfig | None = None) -> ScreenSource:
-    """The screen of this machine."""
-    return MssScreen(config)
+    """The screen of this machine, captured as ``screen.backend`` says (mss, grim or the portal)."""
+    from labeeb import screen_wayland
+
+    method = screen_wayland.choose(config.backend if config is not None else "auto")
+    return MssScreen(config) if method == "mss" else screen_wayland.open_wayland(method, config)
 
 
 def screen_options(monitor: int | None = None, region: str | None = None) -> dict[str, Any]:

@@ -63,20 +63,25 @@ def check_gpu(settings: Settings) -> Check:
 
 def check_screen(settings: Settings) -> Check:
     from labeeb.screen import ScreenUnavailableError, check_session
+    from labeeb.screen_wayland import choose, probe, session_kind
 
+    method = choose(settings.screen.backend)
+    how = f"{session_kind()}, {method}"  # e.g. "wayland, grim": what is captured, and with what
     try:  # the same check, and the same advice, as when a skill tries to capture
-        check_session()
+        check_session(backend=settings.screen.backend)
+        if method != "mss":
+            return Check("screen capture", "OK", f"({how}) {probe(method)}")
     except ScreenUnavailableError as exc:
-        return Check("screen capture", "WARN", str(exc))
+        return Check("screen capture", "WARN", f"({how}) {exc}")
     try:
         import mss
 
         with mss.mss() as grabber:
             monitors = grabber.monitors[1:]
     except Exception as exc:
-        return Check("screen capture", "WARN", f"cannot grab the screen ({exc}); `pip install mss` and check the display")
+        return Check("screen capture", "WARN", f"({how}) cannot grab the screen ({exc}); `pip install mss` and check the display")
     sizes = ", ".join(f"{m['width']}x{m['height']}" for m in monitors)
-    return Check("screen capture", "OK", f"{len(monitors)} monitor(s): {sizes}")
+    return Check("screen capture", "OK", f"({how}) {len(monitors)} monitor(s): {sizes}")
 
 
 def check_microphone(settings: Settings) -> Check:

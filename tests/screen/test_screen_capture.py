@@ -169,9 +169,10 @@ def test_no_display_gives_one_clear_message_with_the_fix(no_display):
 
 
 def test_wayland_without_x11_says_how_to_fix_it():
+    # mss on Wayland; grim and the portal: test_screen_wayland.py
     with pytest.raises(ScreenUnavailableError, match="Wayland session without X11.*Fix:"):
-        check_session({"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}, "linux")
-    check_session({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, "linux")  # XWayland
+        check_session({"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}, "linux", backend="mss")
+    check_session({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, "linux", backend="mss")  # XWayland
     check_session({}, "darwin")  # mss captures directly there
     check_session({}, "win32")
 
