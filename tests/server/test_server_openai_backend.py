@@ -175,7 +175,7 @@ def test_server_dying_mid_answer_and_then_gone(tiny_model_dir, tmp_path):
         remote = backend(dying.api, dying.vision_model, max_retries=1)
         remote.load()
         stats = GenerationStats()
-        stream = remote.stream(VisionRequest("Describe this in great detail.", [picture()], max_new_tokens=8192), stats)
+        stream = remote.stream(VisionRequest("Describe this in great detail.", [picture()], max_new_tokens=7000), stats)
         assert next(stream)
         dying.process.kill()  # dies: a SIGTERM would end the answer cleanly ("shutting down")
         dying.process.wait()
