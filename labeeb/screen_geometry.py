@@ -1,4 +1,4 @@
-"""Rectangles in screen pixels, and where one sits in another in words."""
+"""Rectangles in screen pixels, where one sits in another in words, and why a capture fails."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from typing import Any
 
 class ScreenTargetError(ValueError):
     """The requested monitor or region does not exist on this screen."""
+
+
+class ScreenUnavailableError(RuntimeError):
+    """The screen cannot be captured here; the message says why and how to fix it."""
 
 
 @dataclass(frozen=True)

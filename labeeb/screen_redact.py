@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from labeeb.screen import Rect, ScreenUnavailableError
+from labeeb.screen_geometry import Rect, ScreenUnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image

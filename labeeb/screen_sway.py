@@ -101,7 +101,7 @@ def pointer(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
 
 
 class Finder:
-    """The window finder :class:`labeeb.screen._Screen` expects, bound to one environment."""
+    """The window finder :class:`labeeb.screen_capture.BaseScreen` expects, bound to one environment."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = environ

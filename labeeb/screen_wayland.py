@@ -6,7 +6,7 @@ desktop (GNOME, KDE, wlroots via xdg-desktop-portal-wlr) offers the screenshot p
 (:mod:`labeeb.screen_portal`). ``screen.backend = "auto"`` picks grim on wlroots when it is
 installed, else the portal, and mss outside Wayland.
 
-Both are :class:`labeeb.screen._Screen`\\ s, so targets, privacy, change detection and
+Both are :class:`labeeb.screen_capture.BaseScreen`\\ s, so targets, privacy, change detection and
 ``labeeb watch`` work as on X11. Pixels are logical pixels, the coordinates sway reports
 windows in: grim captures at scale 1, and a portal screenshot of a HiDPI screen is scaled to
 the layout sway reports. Windows come from sway's IPC (:mod:`labeeb.screen_sway`); other
@@ -25,13 +25,14 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from labeeb.screen import Rect, ScreenUnavailableError, Target, _Screen
+from labeeb.screen_capture import BaseScreen, Target
+from labeeb.screen_geometry import Rect, ScreenUnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import ScreenConfig
-    from labeeb.screen import Screenshot
+    from labeeb.screen_capture import Screenshot
     from labeeb.screen_x11 import Window
 
 log = logging.getLogger("labeeb.screen")
@@ -130,7 +131,7 @@ def probe(method: str) -> str:
     return f"{detail}; {len(monitors)} monitor(s): {sizes}; windows from sway's IPC"
 
 
-class WaylandScreen(_Screen):
+class WaylandScreen(BaseScreen):
     """What grim and the portal share: layout, windows, and one full frame per grab."""
 
     method = ""

@@ -117,7 +117,7 @@ def process_reply(reply: Reply, command: Command) -> None:
 
 
 def _open(ctx: click.Context, must_exist: bool = True) -> HistoryStore | None:
-    from labeeb.cli import fail, get_app
+    from labeeb.cli.app import fail, get_app
     from labeeb.history import HistoryError, HistoryStore, path_for
     from labeeb.redact import Redactor
 
@@ -188,7 +188,7 @@ def history(ctx: click.Context, search: str | None, limit: int, as_json: bool) -
 @click.pass_context
 def export(ctx: click.Context, fmt: str, output: str | None) -> None:
     """Write every turn, oldest first, as JSON lines or CSV."""
-    from labeeb.cli import fail
+    from labeeb.cli.app import fail
 
     store = _open(ctx)
     try:

@@ -41,7 +41,7 @@ def register_commands(cli: click.Group) -> None:
         Example client:
           openai.OpenAI(base_url="http://127.0.0.1:8765/v1", api_key="x")
         """
-        from labeeb.cli import get_app
+        from labeeb.cli.app import get_app
         from labeeb.router import Router
         from labeeb.server.app import create_app
         from labeeb.server.chat import SCREEN_PLUGINS
@@ -91,7 +91,7 @@ def register_commands(cli: click.Group) -> None:
 
 def listen(host: str, port: int) -> socket.socket:
     """Bind the port before anything else, so a taken port is one clear sentence."""
-    from labeeb.cli import fail
+    from labeeb.cli.app import fail
 
     try:
         family, kind, proto, _, address = socket.getaddrinfo(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def announce(event: WatchEvent, vision: Callable[[str, list[Image]], str] | None) -> tuple[str, bool]:
     """The text for one change, and whether the model failed (then describe no more)."""
-    from labeeb_plugins.visual_feedback import explain_changes
+    from labeeb_plugins.visual_feedback_explain import explain_changes
 
     before, after = event.before, event.after
     return explain_changes(event.report, before.image, after.image, after.rect, vision, after)
@@ -51,10 +51,10 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
       labeeb watch --speak                 # say each change aloud too
       labeeb watch --interval 1 --region 0,0,800,600 --no-describe
     """
-    from labeeb_plugins.visual_feedback import sentence_tokens
+    from labeeb_plugins.visual_feedback_explain import sentence_tokens
 
     from labeeb.changes import watch_screen
-    from labeeb.cli import fail, get_app, settings_or_exit
+    from labeeb.cli.app import fail, get_app, settings_or_exit
     from labeeb.screen import ScreenTargetError, ScreenUnavailableError, Target, open_screen, screen_options
 
     app = get_app(ctx)
@@ -106,7 +106,7 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
 
 
 def _speaker(app: Any, to_file: str | None) -> Any:
-    from labeeb.cli import fail
+    from labeeb.cli.app import fail
     from labeeb.voice.speaker import open_speaker
 
     if to_file:

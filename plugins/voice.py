@@ -216,7 +216,7 @@ def listen(ctx: click.Context, from_file: str | None, as_json: bool, speak: bool
       labeeb listen --wake-word Labeeb
       labeeb listen --from-file command.wav --json --speak-to answer.wav
     """
-    from labeeb.cli import fail, get_app
+    from labeeb.cli.app import fail, get_app
 
     if list_devices:
         from labeeb.voice.audio import input_devices

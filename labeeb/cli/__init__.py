@@ -4,74 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from labeeb import __version__
-from labeeb.config import ConfigError, LoadedConfig, load_config
+from labeeb.cli.app import App, fail, get_app, settings_or_exit
+from labeeb.config import ConfigError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from labeeb.assistant import Assistant
-    from labeeb.host import PluginHost
-
-
-class App:
-    """What every command shares: the config, the plugin host and the assistant."""
-
-    def __init__(self, config_path: str | None = None) -> None:
-        self.config_path = config_path
-        self._warned = False
-
-    @cached_property
-    def loaded(self) -> LoadedConfig:
-        return load_config(self.config_path)
-
-    @cached_property
-    def host(self) -> PluginHost:
-        from labeeb.host import PluginHost
-
-        host = PluginHost(self.loaded.settings.plugins)
-        host.load_entrypoints()
-        return host
-
-    @cached_property
-    def assistant(self) -> Assistant:
-        from labeeb.assistant import Assistant
-
-        assistant = Assistant(self.loaded.settings, host=self.host)
-        assistant.router  # registers skills now, so broken plugins are reported up front
-        self.warn_failed_plugins()
-        return assistant
-
-    def warn_failed_plugins(self) -> None:
-        if self._warned:
-            return
-        self._warned = True
-        for info in self.host.failed():
-            click.echo(
-                f"labeeb: plugin {info.name!r} {info.error}; skipped (see `labeeb plugins`)", err=True
-            )
-
-
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"labeeb: {message}", err=True)
-    sys.exit(code)
-
-
-def get_app(ctx: click.Context) -> App:
-    app = ctx.find_object(App)
-    assert app is not None
-    return app
-
-
-def settings_or_exit(app: App) -> Any:
-    try:
-        return app.loaded.settings
-    except ConfigError as exc:
-        fail(str(exc), 2)
+__all__ = ["App", "create_cli", "fail", "get_app", "main", "settings_or_exit"]
 
 
 class _Group(click.Group):
@@ -164,7 +105,3 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(exc.code, err=True)
         exit_without_stragglers(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
         raise
-
-
-def resolve_paths(paths: tuple[str, ...]) -> list[Path]:
-    return [Path(p).expanduser() for p in paths]

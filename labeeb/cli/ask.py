@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from labeeb.cli import fail, get_app
+from labeeb.cli.app import fail, get_app
 
 
 @click.command("ask")

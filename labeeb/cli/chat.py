@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 
 import click
 
-from labeeb.cli import get_app
+from labeeb.cli.app import get_app
 
 HELP = """Type a question or a command and press Enter.
   /image PATH [PATH...]  attach images or PDFs to the next question (or drop files here)

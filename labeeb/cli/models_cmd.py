@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from labeeb.cli import get_app, settings_or_exit
+from labeeb.cli.app import get_app, settings_or_exit
 
 
 @click.command("models")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from labeeb.cli import get_app
+from labeeb.cli.app import get_app
 
 
 @click.command("plugins")
