@@ -10,7 +10,7 @@ from typing import Callable
 
 import click
 
-from labeeb.cli import get_app
+from labeeb.cli.app import get_app
 from labeeb.config import Settings
 
 
