@@ -46,10 +46,6 @@ def _report(exc: Exception) -> None:
         click.echo(f"labeeb: {exc}; turns are not being saved to the history (also in GET /health)", err=True)
 
 
-def current_store() -> HistoryStore | None:
-    return _store
-
-
 def close() -> None:
     """Flush and close the open store whoever still uses it (embedding applications, tests)."""
     global _store, _users

@@ -182,11 +182,6 @@ class Transcriber:
             seconds=round(time.perf_counter() - started, 3),
         )
 
-    def transcribe_file(self, path: str | Path) -> Transcript:
-        from labeeb.voice.audio import read_audio
-
-        return self.transcribe(read_audio(path))
-
 
 def _unlikely(segment: Any) -> bool:
     """Whisper's own rules for a segment that is not speech or is a repetition loop."""

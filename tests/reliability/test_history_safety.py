@@ -78,7 +78,7 @@ def test_failing_writes_say_so_once_on_the_console_and_in_health(history_path, c
     app = served(make_assistant(vision=FakeVision("an answer")))
     with TestClient(app, base_url="http://127.0.0.1") as http:  # the host name labeeb serve answers for
         assert http.get("/health").json()["history"] == {"ok": True, "error": None}
-        fill_up(plugin.current_store())
+        fill_up(plugin._store)  # the store the plugin opened at startup
         for _ in range(3):
             response = http.post("/v1/chat/completions", json={
                 "model": "labeeb", "messages": [{"role": "user", "content": "describe this " + "x" * 8000}]})
