@@ -1,4 +1,4 @@
-"""Built-in vision backends: in-process transformers, and any OpenAI-compatible server."""
+"""Built-in vision backends: in-process transformers or MLX, and any OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ def _transformers(config: VisionConfig) -> VisionBackend:
     return TransformersBackend(config)
 
 
+def _mlx(config: VisionConfig) -> VisionBackend:
+    from labeeb.vision.mlx_backend import MlxBackend
+
+    return MlxBackend(config)
+
+
 def _openai(config: VisionConfig) -> VisionBackend:
     from labeeb.vision.openai_backend import OpenAIBackend
 
@@ -36,5 +42,6 @@ def _ocr(config: VisionConfig) -> VisionBackend:
 @hookimpl
 def register_vision_backends(register: Callable[[str, BackendFactory], None]) -> None:
     register("transformers", _transformers)
+    register("mlx", _mlx)  # Apple Silicon: pip install 'labeeb[mlx]'
     register("openai", _openai)
     register("ocr", _ocr)  # no model: the text OCR finds in the pictures (a last fallback)

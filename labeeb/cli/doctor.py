@@ -32,10 +32,19 @@ def check_model(settings: Settings) -> Check:
         except httpx.HTTPError as exc:
             return Check("vision model", "FAIL", f"{url} unreachable ({exc}); start the server or fix vision.openai.base_url")
         return Check("vision model", "OK", f"{vision.openai.model} at {vision.openai.base_url} (screenshots you ask about are sent there)")
-    if vision.backend != "transformers":
+    if vision.backend not in ("transformers", "mlx"):
         return Check("vision model", "OK", f"backend {vision.backend!r} (from a plugin)")
     from labeeb.vision.backend import ModelUnavailableError
     from labeeb.vision.model_files import resolve_model
+
+    runs = ""
+    if vision.backend == "mlx":
+        from labeeb.vision import mlx_backend
+
+        problem = mlx_backend.missing()
+        if problem:
+            return Check("vision model", "FAIL", problem)
+        runs = f" with MLX on {mlx_backend.device()}"
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # doctor only looks; it never downloads
     try:
@@ -45,7 +54,7 @@ def check_model(settings: Settings) -> Check:
     weights = list(path.glob("*.safetensors")) + list(path.glob("*.bin"))
     if not weights:
         return Check("vision model", "FAIL", f"{path} has no weights (*.safetensors); download the model again")
-    return Check("vision model", "OK", f"{vision.model} at {path}; runs locally, nothing leaves this machine")
+    return Check("vision model", "OK", f"{vision.model} at {path}{runs}; runs locally, nothing leaves this machine")
 
 
 def check_gpu(settings: Settings) -> Check:
@@ -144,7 +153,7 @@ def check_privacy(settings: Settings) -> Check:
         role = "always" if vision.backend == "openai" else "when the local model fails (vision.fallback)"
         notes.append(f"screenshots and images you ask about are sent to {url} ({where}), {role}")
         status = "OK" if _loopback(url) else "WARN"
-    others = [name for name in used if name not in ("transformers", "openai", "ocr")]
+    others = [name for name in used if name not in ("transformers", "mlx", "openai", "ocr")]
     if others:
         notes.append(f"backend {others[0]!r} comes from a plugin: check where it sends images")
         status = "WARN"

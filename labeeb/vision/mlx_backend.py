@@ -1,0 +1,174 @@
+"""Vision backend on Apple's MLX, through mlx-vlm (``vision.backend = "mlx"``).
+
+Made for Apple Silicon, where MLX runs the model on the GPU in unified memory. The same code
+runs on Linux on the CPU (the ``mlx[cpu]`` wheel), which is for testing only. mlx and mlx-vlm
+are imported in ``load()``, never at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+from labeeb.vision.backend import (
+    GenerationStats,
+    ModelUnavailableError,
+    VisionError,
+    VisionRequest,
+    answer_room,
+    sampling_temperature,
+)
+from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
+from labeeb.vision.transformers_backend import build_messages
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labeeb.config import VisionConfig
+
+INSTALL = "pip install 'labeeb[mlx]'"
+
+#: transformers' ``AutoProcessor.from_pretrained`` as mlx-vlm patched it (see ``_contained``).
+_patched_from_pretrained: Any = None
+
+
+@contextlib.contextmanager
+def _contained() -> Iterator[None]:
+    """Keep what mlx-vlm changes in the process to mlx-vlm's own loading.
+
+    Importing mlx-vlm sets ``TRANSFORMERS_VERBOSITY`` (and another variable) in the environment
+    that subprocesses inherit; importing one of its model modules patches transformers'
+    ``AutoProcessor.from_pretrained`` process-wide, so it returns mlx-vlm's processors (mlx
+    arrays, no chat template) for that model type, which the transformers backend in a fallback
+    chain (or a test) would then get too. The patch is put back only while mlx-vlm loads.
+    """
+    global _patched_from_pretrained
+    from transformers import AutoProcessor
+
+    environ = {name: os.environ.get(name) for name in ("TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")}
+    original = AutoProcessor.__dict__["from_pretrained"]
+    if _patched_from_pretrained is not None:
+        AutoProcessor.from_pretrained = _patched_from_pretrained
+    try:
+        yield
+    finally:
+        _patched_from_pretrained = AutoProcessor.__dict__["from_pretrained"]
+        AutoProcessor.from_pretrained = original
+        for name, value in environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{exc.__class__.__name__}: {text.splitlines()[0]}" if text else exc.__class__.__name__
+
+
+def missing() -> str | None:
+    """Why mlx or mlx-vlm cannot run here, with the fix; None when both are installed."""
+    try:
+        import mlx.core  # noqa: F401  (loads its CPU or Metal library, which may be missing)
+    except (ImportError, OSError) as exc:
+        problem = _first_line(exc)
+    else:
+        if importlib.util.find_spec("mlx_vlm") is not None:
+            return None
+        problem = "No module named 'mlx_vlm'"
+    return f'vision.backend = "mlx" needs mlx and mlx-vlm ({problem}): {INSTALL}, or set vision.backend = "transformers"'
+
+
+def device() -> str:
+    """Where MLX runs the model: the GPU (Metal, Apple Silicon) or, elsewhere, the CPU."""
+    import mlx.core as mx
+
+    return "the GPU (Metal)" if mx.default_device().type == mx.gpu else "the CPU (for testing only; MLX is fast on Apple Silicon)"
+
+
+class MlxBackend:
+    name = "mlx"
+    concurrent = False
+
+    def __init__(self, config: VisionConfig) -> None:
+        self.config = config
+        self.model_id = config.model
+        self.model: Any = None
+        self.processor: Any = None  # its ``tokenizer`` counts answers' tokens (the server)
+
+    def load(self) -> None:
+        problem = missing()
+        if problem:
+            raise ModelUnavailableError(problem)
+        import mlx.core as mx
+
+        path = resolve_model(self.config.model)
+        with _contained():
+            import mlx_vlm
+
+            try:
+                self.model, self.processor = mlx_vlm.load(str(path))
+            except Exception as exc:  # unsupported architecture, corrupt or incomplete files
+                raise ModelUnavailableError(
+                    f"vision model {self.config.model!r} could not be loaded with mlx-vlm from {path}: "
+                    f"{_first_line(exc)}. " + HOW_TO_PROVIDE.format(model=self.config.model)
+                ) from None
+        if self.config.dtype != "auto":  # else as the weights were saved (bf16 for SmolVLM)
+            self.model.set_dtype(getattr(mx, self.config.dtype))
+
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model attends to at most (prompt and answer together)."""
+        text = getattr(self.model.config, "text_config", None) if self.model is not None else None
+        return getattr(text, "max_position_embeddings", None)
+
+    def prepare(self, request: VisionRequest) -> dict[str, Any]:
+        """The prompt's token ids, pixels and masks as mlx arrays (images first, as transformers')."""
+        from mlx_vlm.prompt_utils import get_chat_template
+        from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
+
+        prompt = get_chat_template(self.processor, build_messages(request), add_generation_prompt=True)
+        config = self.model.config
+        return dict(prepare_inputs(
+            self.processor,
+            images=list(request.images) or None,
+            prompts=prompt,
+            image_token_index=getattr(config, "image_token_index", None),
+            add_special_tokens=should_add_special_tokens(config.model_type, self.processor),
+        ))
+
+    def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        from mlx_vlm import stream_generate
+
+        started = time.perf_counter()
+        inputs = self.prepare(request)
+        stats.preprocess = time.perf_counter() - started
+        input_ids = inputs.pop("input_ids")
+        stats.prompt_tokens = int(input_ids.shape[1])
+        max_new_tokens = answer_room(stats.prompt_tokens, self.context_length, request.max_new_tokens)
+        results = stream_generate(
+            self.model, self.processor, "",
+            input_ids=input_ids,
+            pixel_values=inputs.pop("pixel_values", None),
+            mask=inputs.pop("attention_mask", None),
+            max_tokens=max_new_tokens,
+            temperature=sampling_temperature(request.temperature),
+            skip_special_tokens=True,
+            **inputs,  # the model's other inputs, such as pixel_attention_mask
+        )
+        try:
+            for result in results:  # one token each, the last one flushing the detokenizer
+                stats.completion_tokens = result.generation_tokens
+                if result.text:
+                    yield result.text
+                if request.cancel.is_set():
+                    break
+        except Exception as exc:
+            raise VisionError(f"generation failed: {_first_line(exc)}") from exc
+        finally:
+            results.close()
+
+
+def factory(config: VisionConfig) -> MlxBackend:
+    return MlxBackend(config)
