@@ -171,3 +171,19 @@ def _factory():
     from labeeb.vision.mlx_backend import MlxBackend
 
     return MlxBackend
+
+
+@pytest.mark.parametrize("sizes", [[], [(640, 480)], [(300, 200), (1920, 1080)], [(4000, 900)]])
+def test_counting_a_prompt_from_image_sizes_matches_the_processor(mlx_backend, sizes):
+    images = [photo(size) for size in sizes]
+    request = VisionRequest("what changed?", images, history=[("describe this", "a page")])
+    assert mlx_backend.count_prompt_tokens(request) == mlx_backend.prepare(request)["input_ids"].shape[1]
+    request.images = []
+    assert mlx_backend.count_prompt_tokens(request, sizes) == mlx_backend.prepare(
+        VisionRequest(request.prompt, images, request.history))["input_ids"].shape[1]
+
+
+def test_other_processors_are_counted_on_blank_images_of_those_sizes(mlx_backend, monkeypatch):
+    monkeypatch.setattr("labeeb.vision.fast_images.supported", lambda image_processor: False)
+    request = VisionRequest("what is this?", [photo((800, 600))])
+    assert mlx_backend.count_prompt_tokens(request) == mlx_backend.prepare(request)["input_ids"].shape[1]

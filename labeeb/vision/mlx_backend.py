@@ -13,6 +13,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
+from labeeb.isolation import describe
 from labeeb.vision.backend import (
     GenerationStats,
     ModelUnavailableError,
@@ -62,17 +63,12 @@ def _contained() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{exc.__class__.__name__}: {text.splitlines()[0]}" if text else exc.__class__.__name__
-
-
 def missing() -> str | None:
     """Why mlx or mlx-vlm cannot run here, with the fix; None when both are installed."""
     try:
         import mlx.core  # noqa: F401  (loads its CPU or Metal library, which may be missing)
     except (ImportError, OSError) as exc:
-        problem = _first_line(exc)
+        problem = describe(exc)
     else:
         if importlib.util.find_spec("mlx_vlm") is not None:
             return None
@@ -112,7 +108,7 @@ class MlxBackend:
             except Exception as exc:  # unsupported architecture, corrupt or incomplete files
                 raise ModelUnavailableError(
                     f"vision model {self.config.model!r} could not be loaded with mlx-vlm from {path}: "
-                    f"{_first_line(exc)}. " + HOW_TO_PROVIDE.format(model=self.config.model)
+                    f"{describe(exc)}. " + HOW_TO_PROVIDE.format(model=self.config.model)
                 ) from None
         if self.config.dtype != "auto":  # else as the weights were saved (bf16 for SmolVLM)
             self.model.set_dtype(getattr(mx, self.config.dtype))
@@ -137,6 +133,42 @@ class MlxBackend:
             image_token_index=getattr(config, "image_token_index", None),
             add_special_tokens=should_add_special_tokens(config.model_type, self.processor),
         ))
+
+    def count_prompt_tokens(self, request: VisionRequest, sizes: list[tuple[int, int]] | None = None) -> int:
+        """The prompt's length in tokens, images included, without decoding or encoding them.
+
+        ``sizes`` are the images' (width, height) when ``request.images`` are not decoded yet
+        (the server counts a request so before it may wait for the model). Idefics3's tiling
+        (SmolVLM) is counted from the sizes; other models' processors get blank images.
+        """
+        from mlx_vlm.prompt_utils import get_chat_template
+        from mlx_vlm.utils import should_add_special_tokens
+
+        from labeeb.vision.fast_images import FastImageProcessor, supported
+        from labeeb.vision.preprocess import limited_size
+
+        sizes = sizes if sizes is not None else [image.size for image in request.images]
+        sizes = [limited_size(size, self.config.preprocess.max_size) for size in sizes]
+        config, processor = self.model.config, self.processor
+        if sizes and not (config.model_type == "idefics3" and supported(processor.image_processor)):
+            from PIL import Image
+
+            blank = VisionRequest(request.prompt, [Image.new("RGB", size) for size in sizes], request.history)
+            return int(self.prepare(blank)["input_ids"].shape[1])
+        layout = VisionRequest(request.prompt, [None] * len(sizes), request.history)  # type: ignore[list-item]
+        prompt = get_chat_template(processor, build_messages(layout), add_generation_prompt=True)
+        if sizes:
+            from mlx_vlm.models.idefics3.processing_idefics3 import get_image_prompt_string
+
+            fast = FastImageProcessor(processor.image_processor)
+            parts = prompt.split(processor.image_token)
+            prompt = parts[0] + "".join(
+                get_image_prompt_string(*fast.grid(*size), processor.image_seq_len, processor.fake_image_token,
+                                        processor.image_token, processor.global_image_tag) + part
+                for size, part in zip(sizes, parts[1:])
+            )
+        special = should_add_special_tokens(config.model_type, processor)
+        return len(processor.tokenizer(prompt, add_special_tokens=special)["input_ids"])
 
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
         from mlx_vlm import stream_generate
@@ -165,7 +197,7 @@ class MlxBackend:
                 if request.cancel.is_set():
                     break
         except Exception as exc:
-            raise VisionError(f"generation failed: {_first_line(exc)}") from exc
+            raise VisionError(f"generation failed: {describe(exc)}") from exc
         finally:
             results.close()
 
