@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
+
+from labeeb.lru import LRU
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -30,12 +31,6 @@ def image_digest(image: Image) -> str:
     digest = hashlib.sha256(f"{image.mode}:{image.width}x{image.height}:".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
-
-
-def model_identity(config: VisionConfig) -> tuple[str, str]:
-    """The backend and the model it serves, known before the model is loaded."""
-    model = config.openai.model if config.backend == "openai" else config.model
-    return config.backend, model
 
 
 @dataclass
@@ -61,7 +56,7 @@ class AnswerCache:
         self.clock = clock
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[Key, CachedAnswer] = OrderedDict()
+        self._entries = LRU(max_entries)  # Key -> CachedAnswer
         self._lock = threading.Lock()
 
     @classmethod
@@ -108,10 +103,7 @@ class AnswerCache:
         with self._lock:
             for old in [k for k, v in self._entries.items() if now - v.stored_at >= self.ttl]:
                 del self._entries[old]
-            self._entries[key] = answer
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._entries.put(key, answer)
 
     def clear(self) -> None:
         with self._lock:

@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
+from labeeb.isolation import first_line
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
@@ -70,7 +72,7 @@ def _failed(exc: BaseException | None) -> str | None:
     elif isinstance(exc, OSError) and exc.strerror:
         _failure = exc.strerror
     else:
-        _failure = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        _failure = first_line(exc) or exc.__class__.__name__
     return _failure
 
 

@@ -42,6 +42,13 @@ def call_with_timeout(fn: Callable[..., T], timeout: float, *args: Any, name: st
     return outcome["value"]
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    """An exception in one line for a user or a log: its class and its message's first line."""
+    text = first_line(exc)
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__

@@ -13,10 +13,11 @@ not pay for OCR again.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING, Any
+
+from labeeb.lru import LRU
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -47,7 +48,7 @@ class OcrLine:
 
 _engine: Any = None
 _lock = threading.Lock()
-_results: OrderedDict[tuple[str, float], list[OcrLine]] = OrderedDict()
+_results = LRU(CACHE_SIZE)  # (image digest, min_score) -> lines
 
 
 def _get_engine() -> Any:
@@ -75,9 +76,9 @@ def recognise(image: Image, min_score: float = MIN_SCORE) -> list[OcrLine]:
     rgb = to_rgb(image)
     key = (image_digest(rgb), min_score)
     with _lock:
-        if key in _results:
-            _results.move_to_end(key)
-            return list(_results[key])
+        hit = _results.get_fresh(key)
+        if hit is not None:
+            return list(hit)
         engine = _get_engine()
         try:
             result = engine(rgb)
@@ -93,9 +94,7 @@ def recognise(image: Image, min_score: float = MIN_SCORE) -> list[OcrLine]:
         lines.append(OcrLine(text, (round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys))), float(score)))
     lines = reading_order(lines)
     with _lock:
-        _results[key] = lines
-        while len(_results) > CACHE_SIZE:
-            _results.popitem(last=False)
+        _results.put(key, lines)
     return list(lines)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 from labeeb.config import Settings
 from labeeb.hookspecs import hookimpl
 from labeeb.host import PluginHost
+from labeeb.isolation import describe
 from labeeb.messages import Command, Reply
 from labeeb.vision.backend import GenerationStats, VisionRequest
 
@@ -204,7 +205,7 @@ def _smolvlm_from_hub(environ: Mapping[str, str], cache_dir: Path | None) -> Pat
     try:
         return fetch(local=False) or f"{SMOLVLM_HUB_ID} on the hub has no config.json"
     except Exception as exc:
-        return f"downloading from {SMOLVLM_HUB_ID} failed: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return f"downloading from {SMOLVLM_HUB_ID} failed: {describe(exc)}"
 
 
 def build_random_smolvlm(dest: str | Path, tiny: bool = False, seed: int = 0) -> Path:

@@ -30,7 +30,7 @@ from labeeb.server.errors import ApiError, error_body
 from labeeb.server.images import ImagePolicy
 from labeeb.server.queue import Job, QueueFull, WorkQueue
 from labeeb.server.turns import StopCutter, Turn, parse_turn
-from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError, VisionRequest
+from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError, VisionRequest, model_identity
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import Request
@@ -96,8 +96,7 @@ class ChatService:
     # -- models ------------------------------------------------------------------------------
 
     def vision_model_id(self) -> str:
-        vision = self.assistant.settings.vision
-        return vision.openai.model if vision.backend == "openai" else vision.model
+        return model_identity(self.assistant.settings.vision)[1]
 
     def model_ids(self) -> list[str]:
         return [LABEEB_MODEL, self.vision_model_id()]

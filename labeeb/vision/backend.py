@@ -17,6 +17,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from labeeb.config import VisionConfig
 
 
+def model_identity(config: VisionConfig) -> tuple[str, str]:
+    """The backend and the model it serves, known before the model is loaded."""
+    model = config.openai.model if config.backend == "openai" else config.model
+    return config.backend, model
+
+
 class VisionError(RuntimeError):
     """A vision request failed; the message says why and what to do."""
 

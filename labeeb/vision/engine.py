@@ -24,10 +24,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
+from labeeb.lru import LRU
 from labeeb.vision.attention_blocks import settled, settled_block
 from labeeb.vision.backend import answer_room
 
@@ -54,24 +54,6 @@ def tensor_key(tensor: torch.Tensor) -> str:
     if tensor.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16: hash the bits
         tensor = tensor.view(torch.int16)
     return hashlib.blake2b(tensor.contiguous().numpy().tobytes(), digest_size=16).hexdigest()
-
-
-class LRU(OrderedDict):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_fresh(self, key: Any) -> Any:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        return None
-
-    def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
 
 
 @dataclass

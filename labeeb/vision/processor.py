@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
-from labeeb.answer_cache import AnswerCache, model_identity
+from labeeb.answer_cache import AnswerCache
 from labeeb.messages import Timings, Usage
 from labeeb.vision.backend import (
     BackendFactory,
@@ -18,6 +18,7 @@ from labeeb.vision.backend import (
     VisionBackend,
     VisionError,
     VisionRequest,
+    model_identity,
     sampling_temperature,
 )
 from labeeb.vision.preprocess import preprocess
@@ -128,7 +129,7 @@ class VisionProcessor:
 
     @property
     def model_id(self) -> str:
-        return self._backend.model_id if self._backend else self.config.model
+        return self._backend.model_id if self._backend else model_identity(self.config)[1]
 
     @property
     def loaded(self) -> bool:

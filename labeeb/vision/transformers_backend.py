@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from labeeb.isolation import describe
 from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest, answer_room
 from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
 
@@ -125,7 +126,7 @@ class TransformersBackend:
         except Exception as exc:  # corrupt or incomplete files, wrong architecture
             raise ModelUnavailableError(
                 f"vision model {self.config.model!r} could not be loaded from {path}: "
-                f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+                f"{describe(exc)}. "
                 + HOW_TO_PROVIDE.format(model=self.config.model)
             ) from None
         self.model = model.to(self.device).eval()
