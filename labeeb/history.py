@@ -6,9 +6,8 @@ loses at most the turn in flight and never leaves a damaged file; several Labeeb
 processes (``labeeb serve`` and ``labeeb chat`` at once) can write to it together; and
 ``labeeb history`` can read while they write.
 
-The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` are applied in
-order, each in its own transaction, so an old database is upgraded in place and a crash
-during an upgrade leaves the previous version intact.
+The schema is versioned with ``PRAGMA user_version``; its migrations are in
+:mod:`labeeb.history_schema` (importable from here too).
 
 Images are stored as SHA-256 hashes of their pixels (the same digest the answer cache
 uses), never the pictures, unless ``history.store_images`` is on. Secrets are masked
@@ -21,24 +20,35 @@ import csv
 import io
 import json
 import os
-import re
 import sqlite3
 import stat
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
+from labeeb.history_schema import (
+    COLUMNS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    HistoryError,
+    TurnRecord,
+    migrate,
+    schema_version,
+    transaction,
+    turn_from_row,
+)
 from labeeb.isolation import first_line
+
+__all__ = [
+    "MIGRATIONS", "SCHEMA_VERSION", "HistoryError", "HistoryStore", "TurnRecord", "default_path", "migrate",
+    "path_for", "schema_version", "write_health",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import HistoryConfig
-    from labeeb.messages import Command, Reply
     from labeeb.redact import Redactor
 
 FILENAME = "history.sqlite3"
@@ -46,10 +56,6 @@ DAY = 86_400.0
 #: Pruning old turns runs when the store opens and then at most this often (seconds).
 PRUNE_EVERY = 3_600.0
 EXPORT_FORMATS = ("jsonl", "csv")
-
-
-class HistoryError(RuntimeError):
-    """The history database cannot be used; the message says which file and what to do."""
 
 
 #: Why this process's last attempt to open or write the history failed; None once one works.
@@ -76,23 +82,6 @@ def _failed(exc: BaseException | None) -> str | None:
     return _failure
 
 
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT. On an error, roll back unless SQLite already has (it does
-    on "database or disk is full"), so the error raised is the real one, not "cannot rollback"."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # the error being raised says what went wrong
-        raise
-
-
 def _private(path: Path) -> None:
     """The database and its -wal/-shm files readable by this user only, as is a folder Labeeb
     made for them (they hold what was asked and answered). Only ever removes permissions."""
@@ -113,140 +102,6 @@ def _tighten(path: Path) -> None:
             os.chmod(path, mode & ~0o077)
     except OSError:
         pass  # gone, or not ours to change
-
-
-# -- the schema, one migration per version ------------------------------------------------
-
-
-def _v1_turns(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE turns (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            time REAL NOT NULL,            -- seconds since the epoch (UTC)
-            source TEXT NOT NULL,          -- voice, chat, cli, api, image
-            text TEXT NOT NULL,            -- what was asked (the transcript for voice)
-            plugin TEXT NOT NULL,
-            skill TEXT NOT NULL,
-            answer TEXT NOT NULL,
-            error INTEGER NOT NULL DEFAULT 0,
-            timings TEXT NOT NULL DEFAULT '{}',   -- JSON: seconds per stage
-            images TEXT NOT NULL DEFAULT '[]',    -- JSON: SHA-256 of each attached image
-            files TEXT NOT NULL DEFAULT '[]'      -- JSON: attached file paths
-        )"""
-    )
-    db.execute("CREATE INDEX turns_time ON turns(time)")
-
-
-def _v2_usage_and_images(db: sqlite3.Connection) -> None:
-    db.execute("ALTER TABLE turns ADD COLUMN usage TEXT NOT NULL DEFAULT '{}'")
-    db.execute(
-        """CREATE TABLE images (
-            sha256 TEXT PRIMARY KEY,
-            width INTEGER NOT NULL,
-            height INTEGER NOT NULL,
-            png BLOB NOT NULL
-        )"""
-    )
-
-
-#: Applied in order: MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_turns, _v2_usage_and_images]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def schema_version(db: sqlite3.Connection) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Bring ``db`` (autocommit mode) to ``target``; return the version it had."""
-    found = schema_version(db)
-    if found > SCHEMA_VERSION:
-        raise HistoryError(
-            f"the history database has schema version {found}, newer than this Labeeb "
-            f"understands ({SCHEMA_VERSION}); upgrade Labeeb or set history.path to another file"
-        )
-    for version in range(found, target):
-        with _transaction(db):
-            if schema_version(db) == version:  # another process may have just done it
-                MIGRATIONS[version](db)
-                db.execute(f"PRAGMA user_version = {version + 1}")
-    return found
-
-
-# -- one turn -------------------------------------------------------------------------------
-
-
-@dataclass
-class TurnRecord:
-    time: float
-    source: str
-    text: str
-    plugin: str
-    skill: str
-    answer: str
-    error: bool = False
-    timings: dict[str, Any] = field(default_factory=dict)
-    usage: dict[str, Any] = field(default_factory=dict)
-    images: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    id: int | None = None
-
-    @classmethod
-    def from_reply(cls, reply: Reply, command: Command, when: float | None = None) -> TurnRecord:
-        from labeeb.answer_cache import image_digest
-
-        return cls(
-            time=time.time() if when is None else when,
-            source=str(command.source),
-            text=command.text,
-            plugin=reply.plugin,
-            skill=reply.skill,
-            answer=reply.text,
-            error=reply.error,
-            timings={k: v for k, v in reply.timings.to_dict().items() if v is not None},
-            usage=reply.usage.to_dict(),
-            images=[image_digest(image) for image in command.images],
-            files=[str(path) for path in command.files],
-        )
-
-    @property
-    def iso_time(self) -> str:
-        return datetime.fromtimestamp(self.time, timezone.utc).isoformat(timespec="milliseconds")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out = {"id": out.pop("id"), "time": self.iso_time, **{k: v for k, v in out.items() if k != "time"}}
-        return out
-
-    def cleaned(self, redactor: Redactor | None = None) -> TurnRecord:
-        """Storable text: secrets masked, lone surrogates (undecodable input bytes) replaced."""
-
-        def clean(text: str) -> str:
-            text = redactor(text) if redactor is not None else text
-            return _SURROGATES.sub("\ufffd", text)
-
-        return TurnRecord(
-            self.time, clean(self.source), clean(self.text), clean(self.plugin), clean(self.skill),
-            clean(self.answer), self.error, self.timings, self.usage, self.images,
-            [clean(f) for f in self.files], self.id,
-        )
-
-
-#: Lone surrogates: how Python carries bytes that were not valid UTF-8 (file names, stdin,
-#: JSON "\ud800"); SQLite stores UTF-8 and would refuse them.
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-_COLUMNS = "id, time, source, text, plugin, skill, answer, error, timings, usage, images, files"
-
-
-def _row(row: tuple[Any, ...]) -> TurnRecord:
-    id_, when, source, text, plugin, skill, answer, error, timings, usage, images, files = row
-    return TurnRecord(
-        when, source, text, plugin, skill, answer, bool(error), json.loads(timings), json.loads(usage),
-        json.loads(images), json.loads(files), id_,
-    )
 
 
 def _like(text: str) -> str:
@@ -368,7 +223,7 @@ class HistoryStore:
         with self._lock:
             db = self.db
             try:
-                with _transaction(db):
+                with transaction(db):
                     cursor = db.execute(
                         "INSERT INTO turns (time, source, text, plugin, skill, answer, error, timings, usage, images,"
                         " files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -403,7 +258,7 @@ class HistoryStore:
         cutoff = self.clock() - self.retention_days * DAY
         with self._lock:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 deleted = db.execute("DELETE FROM turns WHERE time < ?", (cutoff,)).rowcount
                 if deleted:
                     self._drop_orphan_images(db)
@@ -420,7 +275,7 @@ class HistoryStore:
         """Delete every turn and stored image; return how many turns there were."""
         with self._lock:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 deleted = db.execute("DELETE FROM turns").rowcount
                 db.execute("DELETE FROM images")
             try:  # fold the log back in, so the deleted text is not left in it either
@@ -437,7 +292,7 @@ class HistoryStore:
 
     def turns(self, search: str | None = None, limit: int | None = None) -> list[TurnRecord]:
         """The newest turns first; ``search`` matches the question or the answer (any case)."""
-        sql, args = f"SELECT {_COLUMNS} FROM turns", []
+        sql, args = f"SELECT {COLUMNS} FROM turns", []
         if search:
             sql += " WHERE text LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\'"
             args += [_like(search), _like(search)]
@@ -446,7 +301,7 @@ class HistoryStore:
             sql += " LIMIT ?"
             args.append(limit)
         with self._lock:
-            return [_row(row) for row in self.db.execute(sql, args).fetchall()]
+            return [turn_from_row(row) for row in self.db.execute(sql, args).fetchall()]
 
     def iter_turns(self, batch: int = 500) -> Iterator[TurnRecord]:
         """Every turn, oldest first, read in batches so an export never holds them all."""
@@ -454,12 +309,12 @@ class HistoryStore:
         while True:
             with self._lock:
                 rows = self.db.execute(
-                    f"SELECT {_COLUMNS} FROM turns WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                    f"SELECT {COLUMNS} FROM turns WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
                 ).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield _row(row)
+                yield turn_from_row(row)
             last = rows[-1][0]
 
     def image(self, digest: str) -> bytes | None:
