@@ -187,3 +187,19 @@ def test_other_processors_are_counted_on_blank_images_of_those_sizes(mlx_backend
     monkeypatch.setattr("labeeb.vision.fast_images.supported", lambda image_processor: False)
     request = VisionRequest("what is this?", [photo((800, 600))])
     assert mlx_backend.count_prompt_tokens(request) == mlx_backend.prepare(request)["input_ids"].shape[1]
+
+
+@pytest.mark.slow
+def test_real_smolvlm_256m_architecture_loads_and_answers(smolvlm_dir):
+    """The full-size architecture (bf16 weights) loads with mlx-vlm and answers. Text only: on a
+    CPU, MLX takes about a minute per 512 px tile, and an image is up to 17 tiles."""
+    from mlx.utils import tree_flatten
+
+    from labeeb.vision.mlx_backend import MlxBackend
+
+    backend = MlxBackend(VisionConfig(backend="mlx", model=str(smolvlm_dir)))
+    backend.load()
+    assert sum(value.size for _, value in tree_flatten(backend.model.parameters())) == 256_484_928
+    stats = GenerationStats()
+    chunks = list(backend.stream(VisionRequest("What is on the screen?", [], max_new_tokens=4), stats))
+    assert chunks and 1 <= stats.completion_tokens <= 4 and stats.prompt_tokens > 5

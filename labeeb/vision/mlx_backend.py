@@ -46,14 +46,18 @@ def _contained() -> Iterator[None]:
     """
     global _patched_from_pretrained
     from transformers import AutoProcessor
+    from transformers.utils import logging
 
     environ = {name: os.environ.get(name) for name in ("TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")}
     original = AutoProcessor.__dict__["from_pretrained"]
     if _patched_from_pretrained is not None:
         AutoProcessor.from_pretrained = _patched_from_pretrained
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # mlx-vlm asks for transformers' deprecated use_fast=False on every load
     try:
         yield
     finally:
+        logging.set_verbosity(verbosity)
         _patched_from_pretrained = AutoProcessor.__dict__["from_pretrained"]
         AutoProcessor.from_pretrained = original
         for name, value in environ.items():
