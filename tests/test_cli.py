@@ -83,3 +83,17 @@ def test_doctor_ok_with_a_local_model(tiny_model_dir):
     result = run_labeeb("doctor", env={"LABEEB_VISION__MODEL": str(tiny_model_dir)})
     assert "OK   vision model" in result.stdout
     assert "nothing leaves this machine" in result.stdout
+
+
+def test_doctor_says_when_speech_has_no_output_device():
+    result = run_labeeb("doctor", env={"LABEEB_TTS__OUTPUT_DEVICE": "no-such-speaker"})
+    line = next(line for line in result.stdout.splitlines() if " speech output:" in line)
+    assert line.startswith("WARN") and "no audio output device" in line, line
+
+
+def test_doctor_only_looks_and_blames_no_setting_it_made(tmp_path):
+    """Doctor never downloads, and says so without pretending the user set HF_HUB_OFFLINE."""
+    result = run_labeeb("doctor", env={"HF_HUB_OFFLINE": "", "HF_HUB_CACHE": str(tmp_path / "empty")})
+    line = next(line for line in result.stdout.splitlines() if " vision model:" in line)
+    assert line.startswith("FAIL") and "is not downloaded" in line and "HF_HUB_OFFLINE is set" not in line, line
+    assert "hf download HuggingFaceTB/SmolVLM-256M-Instruct" in line

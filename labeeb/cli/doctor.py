@@ -46,9 +46,8 @@ def check_model(settings: Settings) -> Check:
             return Check("vision model", "FAIL", problem)
         runs = f" with MLX on {mlx_backend.device()}"
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # doctor only looks; it never downloads
     try:
-        path = resolve_model(vision.model)
+        path = resolve_model(vision.model, download=False)  # doctor only looks
     except ModelUnavailableError as exc:
         return Check("vision model", "FAIL", str(exc))
     weights = list(path.glob("*.safetensors")) + list(path.glob("*.bin"))
@@ -111,9 +110,8 @@ def check_speech_model(settings: Settings) -> Check:
     from labeeb.voice import SpeechModelError
     from labeeb.voice.stt import resolve_model
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # doctor only looks; it never downloads
     try:
-        path = resolve_model(settings.stt.model)
+        path = resolve_model(settings.stt.model, download=False)  # doctor only looks
     except SpeechModelError as exc:
         return Check("speech recognition", "WARN", f"{exc} (typed commands still work)")
     return Check("speech recognition", "OK", f"Whisper {settings.stt.model} at {path}")
@@ -126,6 +124,15 @@ def check_speech(settings: Settings) -> Check:
         import pyttsx3  # noqa: F401
     except ImportError:
         return Check("speech output", "WARN", "pyttsx3 not installed; `pip install pyttsx3`")
+    from labeeb.voice import SpeechOutputError
+    from labeeb.voice.playback import SoundDeviceSink
+
+    device = settings.tts.output_device
+    try:
+        SoundDeviceSink(device if device != "" else None).check()
+    except SpeechOutputError as exc:
+        return Check("speech output", "WARN", f"{exc}: answers cannot be heard; plug in speakers or set "
+                     "tts.output_device (`--speak-to FILE` still writes speech to a file)")
     return Check("speech output", "OK", "pyttsx3 with the platform speech engine")
 
 

