@@ -66,6 +66,12 @@ def phrase_score(query: str, example: str, **kwargs: object) -> float:
     return score
 
 
+def _reason(skill: Skill) -> str:
+    """When a skill applies, from the first line of its ``applies`` docstring."""
+    doc = (getattr(skill.applies, "__doc__", None) or "").strip().splitlines()
+    return f"; only if {doc[0][0].lower()}{doc[0][1:].rstrip('.')}" if doc else ""
+
+
 class Router:
     def __init__(self, skills: list[Skill], threshold: float = 80.0) -> None:
         self.skills = list(skills)
@@ -82,7 +88,7 @@ class Router:
             if skill.fallback:
                 continue
             if available is not None and not available(skill):
-                out.append(Score(skill.qualified_name, 0.0, "(does not apply now)"))
+                out.append(Score(skill.qualified_name, 0.0, f"(does not apply now{_reason(skill)})"))
                 continue
             pattern = skill.matches_pattern(text)
             if pattern is not None:

@@ -59,9 +59,32 @@ def _capture(request: Request, **target: object) -> Screenshot:
     return shot
 
 
+def attached_pictures(command: Command) -> list[Any]:
+    """Pictures the user attached (not screenshots `labeeb ask --screen` took): a question
+    that comes with one is about it, not about the live screen."""
+    from labeeb.screen import Screenshot
+
+    return [image for image in command.images if Screenshot.from_image(image) is None]
+
+
+def live_screen_wanted(command: Command, assistant: Any) -> bool:
+    """no picture or document is attached (a question with one is about it, not the screen)"""
+    return not command.files and not attached_pictures(command)
+
+
+#: A screen prompt's words for a screenshot, and what they become for an attached picture.
+_FOR_A_PICTURE = (("This is a screenshot of my screen.", "This is the attached picture."),
+                  ("this screenshot of my screen", "this picture"), ("this screenshot", "this picture"))
+
+
 def _answer(request: Request, prompt: str, **target: object) -> HandlerResult:
     from labeeb.screen import ScreenTargetError, ScreenUnavailableError
 
+    pictures = attached_pictures(request.command)
+    if pictures:  # "what does the error say?" about an attached picture: read the picture
+        for screen_words, picture_words in _FOR_A_PICTURE:
+            prompt = prompt.replace(screen_words, picture_words)
+        return request.ask_vision(prompt, images=pictures)
     try:
         shot = _capture(request, **target)
     except (ScreenUnavailableError, ScreenTargetError) as exc:
@@ -147,7 +170,9 @@ def under_cursor(request: Request) -> HandlerResult:
 
 @hookimpl
 def register_skills(register: Callable[[Skill], None]) -> None:
-    # Specific skills first: on equal scores the one registered first wins.
+    # Specific skills first: on equal scores the one registered first wins. With a picture
+    # attached, reading and describing are about the picture; windows and the mouse pointer
+    # exist only on the live screen, so those skills do not apply then.
     register(Skill(
         "read_error", read_error, "Read the error message on the screen",
         examples=[
@@ -169,6 +194,7 @@ def register_skills(register: Callable[[Skill], None]) -> None:
     ))
     register(Skill(
         "describe_window", describe_window, "Describe a window: the active one, or the one on the left or right",
+        applies=live_screen_wanted,
         # The patterns catch "... window ... left/right" and "this/active window"; fuzzy examples
         # like "describe the window on the left" would also catch "describe the image on the left".
         examples=["which program is in front", "what application is in front"],
@@ -179,6 +205,7 @@ def register_skills(register: Callable[[Skill], None]) -> None:
     ))
     register(Skill(
         "under_cursor", under_cursor, "Say what is under the mouse pointer",
+        applies=live_screen_wanted,
         examples=[
             "what's under my cursor", "whats under the cursor", "what is under my mouse", "what am i pointing at",
             "what's under the mouse pointer", "what am i hovering over", "read what's under my cursor",

@@ -22,11 +22,13 @@ def test_help_lists_commands_and_imports_nothing_heavy():
     assert "HEAVY []" in out
 
 
-def test_ask_explain_shows_scores_on_stderr():
+def test_ask_explain_shows_scores_without_running_the_command():
     result = run_labeeb("ask", "--explain", "what can you do")
     assert result.returncode == 0
-    assert "general.help" in result.stderr and "-> general.help (best score)" in result.stderr
-    assert "I can help with" in result.stdout
+    assert "general.help" in result.stdout and "-> general.help (best score)" in result.stdout
+    assert "I can help with" not in result.stdout  # explained, not answered
+    data = json.loads(run_labeeb("ask", "--explain", "--json", "what can you do").stdout)
+    assert data["skill"] == "general.help" and data["scores"][0]["skill"] == "general.help"
 
 
 def test_ask_bad_image_is_a_clear_error(tmp_path):

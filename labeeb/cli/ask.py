@@ -23,7 +23,7 @@ from labeeb.cli.app import fail, get_app
 @click.option("--monitor", type=click.IntRange(0), help="Screenshot monitor N (0 = all monitors); implies --screen.")
 @click.option("--region", metavar="X,Y,W,H", help="Screenshot only this area (screen pixels); implies --screen.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, plugin, skill, timings, usage).")
-@click.option("--explain", is_flag=True, help="Show how the command was routed (scores per skill).")
+@click.option("--explain", is_flag=True, help="Show how the command would be routed (scores per skill), without running it.")
 @click.option("--max-tokens", type=click.IntRange(1, 8192), help="Longest answer in tokens.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="0 = deterministic (default).")
 @click.option("--speak/--no-speak", default=False, help="Speak the answer aloud as it streams (tts.* settings).")
@@ -93,8 +93,13 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
     assistant = app.assistant
     command = Command(text=text, images=pictures, files=files, source="cli", options=options)
     route = assistant.route(text, command)
-    if explain and not as_json:
-        click.echo(route.explain(), err=True)
+    if explain:  # how the command would be routed, without running it (as chat's /explain)
+        if as_json:
+            click.echo(json.dumps({"skill": route.skill.qualified_name, "fallback": route.fallback, "scores": [
+                {"skill": s.skill, "score": s.score, "matched": s.matched} for s in route.scores]}, ensure_ascii=False))
+        else:
+            click.echo(route.explain())
+        return
 
     streamed: list[str] = []
     speaker = None
@@ -113,14 +118,7 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
     with assistant:
         reply = assistant.handle(command, on_chunk=None if as_json else on_chunk)
     if as_json:
-        out = reply.to_dict()
-        if explain:
-            out["route"] = {
-                "skill": route.skill.qualified_name,
-                "fallback": route.fallback,
-                "scores": [{"skill": s.skill, "score": s.score, "matched": s.matched} for s in route.scores],
-            }
-        click.echo(json.dumps(out, ensure_ascii=False))
+        click.echo(json.dumps(reply.to_dict(), ensure_ascii=False))
     elif reply.error:
         click.echo(f"labeeb: {reply.text}", err=True)
     elif not streamed:

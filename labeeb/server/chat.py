@@ -112,7 +112,7 @@ class ChatService:
         turn = await run_in_threadpool(parse_turn, body, self.policy, self.config.max_images)
         await run_in_threadpool(self._check_context, turn, body)
         if body.model == LABEEB_MODEL:
-            self._check_screen(turn.text)
+            self._check_screen(turn)
             work = lambda job: self._through_plugins(turn, body, job)  # noqa: E731
         else:
             work = lambda job: self._direct(turn, body, job)  # noqa: E731
@@ -147,10 +147,12 @@ class ChatService:
         )
         return JSONResponse(completion.model_dump())
 
-    def _check_screen(self, text: str) -> None:
-        if self.config.allow_screen or self.screen_router is None:
+    def _check_screen(self, turn: Turn) -> None:
+        """Refuse questions about this machine's screen unless ``server.allow_screen``; a
+        question that comes with pictures is about them (the screen skills do not apply)."""
+        if self.config.allow_screen or self.screen_router is None or turn.images or turn.earlier_images:
             return
-        route = self.screen_router.route(text)
+        route = self.screen_router.route(turn.text)
         if not route.fallback and route.skill.plugin in SCREEN_PLUGINS:
             raise ApiError(
                 403, "this server does not let clients see its screen (server.allow_screen is off)",

@@ -130,6 +130,10 @@ class Engine:
         from labeeb.vision.fast_images import FastImageProcessor, supported
 
         text_model = model.model.text_model
+        import inspect
+
+        # transformers renamed ``past_key_values`` to ``cache`` (the old name still works, with a FutureWarning).
+        self._cache_arg = "cache" if "cache" in inspect.signature(text_model.forward).parameters else "past_key_values"
         self.decoder = (Decoder(text_model, model.lm_head, model.get_input_embeddings(), grouped=grouped_attention)
                         if Decoder.supports(text_model) else None)
 
@@ -339,8 +343,8 @@ class Engine:
             if cancel.is_set():
                 return None
             positions = torch.arange(start + done, start + end, device=self.device)
-            self.model.model.text_model(inputs_embeds=embeds[:, done:end], past_key_values=cache,
-                                        use_cache=True, cache_position=positions)
+            self.model.model.text_model(inputs_embeds=embeds[:, done:end], use_cache=True,
+                                        cache_position=positions, **{self._cache_arg: cache})
             done = end
         if cancel.is_set():
             return None
@@ -351,7 +355,7 @@ class Engine:
 
         positions = torch.arange(start, start + embeds.shape[1], device=self.device)
         out = self.model.model.text_model(
-            inputs_embeds=embeds, past_key_values=cache, use_cache=True, cache_position=positions
+            inputs_embeds=embeds, use_cache=True, cache_position=positions, **{self._cache_arg: cache}
         )
         return self.model.lm_head(out.last_hidden_state[:, -1:]).float()[0, -1]
 

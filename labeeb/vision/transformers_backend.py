@@ -120,6 +120,11 @@ class TransformersBackend:
 
         self.device = resolve_device(self.config.device)
         self.dtype = resolve_dtype(self.config.dtype, self.device)
+        from transformers.utils import logging as transformers_logging
+
+        # Reading local files is quick: no "Loading weights" bar over the chat prompt (downloads,
+        # which huggingface_hub draws, still show theirs).
+        transformers_logging.disable_progress_bar()
         try:
             self.processor = AutoProcessor.from_pretrained(path)
             model = AutoModelForImageTextToText.from_pretrained(path, dtype=self.dtype)

@@ -3,6 +3,8 @@ commands about pictures or documents do not."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from labeeb.testing import FakeVision, make_assistant
@@ -104,3 +106,33 @@ def test_help_lists_the_screen_skills(assistant):
     for description in ("Read the error message on the screen", "Say what changed on the screen since the last look",
                         "Say what is under the mouse pointer"):
         assert description in text
+
+
+def test_questions_with_a_picture_attached_are_about_the_picture(tmp_path, labeeb_cli, tiny_model_dir):
+    """Issue 16: "what's on the screen?" with shot.png attached answers about shot.png, with no
+    display at all; windows and the pointer exist only on the live screen, so those skills
+    step aside, and --explain says why."""
+    from PIL import Image, ImageDraw
+
+    from labeeb.messages import Command
+
+    shot = tmp_path / "shot.png"
+    picture = Image.new("RGB", (800, 500), "white")
+    ImageDraw.Draw(picture).text((20, 20), "Error: disk full", fill="black")
+    picture.save(shot)
+    fake = FakeVision("It says the disk is full.")
+    attached = make_assistant(vision=fake)
+    for text, skill in (("what's on the screen?", "screen.describe"), ("what does the error message say?", "screen.read_error")):
+        reply = attached.handle(Command(text, images=[picture]))
+        assert (reply.plugin, reply.skill, reply.error) == ("screen", skill.split(".")[1], False), reply.text
+        assert fake.requests[-1].images == [picture] and "screenshot" not in fake.requests[-1].prompt
+    route = attached.route("what is in the window on the left", Command("x", images=[picture]))
+    assert route.skill.qualified_name == "general.ask"
+    assert "only if no picture or document is attached" in route.explain()
+    env = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "LABEEB_VISION__MODEL": str(tiny_model_dir),
+           "LABEEB_VISION__DTYPE": "float32"}
+    done = labeeb_cli("ask", "--json", "--max-tokens", "2", "--image", str(shot), "what's on the screen?", env=env)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert (answer["plugin"], answer["skill"], answer["error"]) == ("screen", "describe", False)
+    assert answer["usage"]["prompt_tokens"] > 64  # the picture reached the model

@@ -154,3 +154,15 @@ def test_ten_concurrent_requests_of_large_images_keep_memory_bounded(roomy):
     started = time.monotonic()
     assert httpx.get(roomy.url + "/health", timeout=5).status_code == 200
     assert time.monotonic() - started < 1.0
+
+
+def test_a_screen_worded_question_about_an_attached_image_is_answered_not_refused(idle):
+    """Issue 16: the question comes with a picture, so it is about the picture; the server's
+    screen stays off limits (server.allow_screen is off here)."""
+    body = {"model": "labeeb", "max_tokens": 2,
+            "messages": [user_message("What does the error message say?", png_url())]}
+    response = chat(idle, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"]
+    without = {"model": "labeeb", "messages": [{"role": "user", "content": "What does the error message say?"}]}
+    assert_error(chat(idle, without), 403, "screen_access_disabled")
