@@ -82,6 +82,8 @@ class AnswerCache:
             request.temperature,
             tuple(request.stop),
             tuple(request.frame_times) if request.frame_times is not None else None,
+            request.top_p,
+            request.seed,
         )
 
     def get(self, key: Key) -> CachedAnswer | None:

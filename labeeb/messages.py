@@ -50,6 +50,20 @@ class Timings:
         return {k: (round(v, 4) if v is not None else None) for k, v in asdict(self).items()}
 
 
+@dataclass(frozen=True)
+class Generation:
+    """How this one request's answers are generated: they travel with the command (the CLI's
+    ``--max-tokens``, an API request's ``max_tokens``/``temperature``/``top_p``/``seed``/``stop``),
+    never through the shared config, so concurrent requests cannot see each other's. ``None``
+    means the ``[vision]`` default. ``max_tokens`` caps every model call the skill makes."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
 @dataclass
 class Command:
     """What the user asked, typed or spoken, with any images attached."""
@@ -61,6 +75,7 @@ class Command:
     files: list[Path] = field(default_factory=list)
     # Options a front end passes through (e.g. ``screen=True``); plugins read what they know.
     options: dict[str, Any] = field(default_factory=dict)
+    generation: Generation = field(default_factory=Generation)
 
 
 @dataclass

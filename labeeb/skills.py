@@ -91,6 +91,21 @@ class Request:
         """This plugin's ``[plugins.settings.NAME]`` table from the config."""
         return dict(self.assistant.settings.plugins.settings.get(self.skill.plugin, {}))
 
+    def command_generation(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` for one model call, with the command's own generation options filled in:
+        the skill's values win, except that nothing exceeds the request's ``max_tokens``."""
+        wanted = self.command.generation
+        options = dict(options)
+        if wanted.max_tokens:
+            asked = options.get("max_new_tokens")
+            options["max_new_tokens"] = min(asked, wanted.max_tokens) if asked else wanted.max_tokens
+        for name in ("temperature", "top_p", "seed"):
+            if getattr(wanted, name) is not None:
+                options.setdefault(name, getattr(wanted, name))
+        if wanted.stop:
+            options["stop"] = [*options.get("stop", []), *wanted.stop]
+        return options
+
     def ask_vision(
         self,
         prompt: str,
@@ -99,10 +114,12 @@ class Request:
     ) -> VisionStream:
         """Ask the shared vision model; iterate the result for text chunks.
 
-        A video's frames attached to the command (``options["video_frame_times"]``) go as
-        frames, one tile each with their times, unless ``video.detail = "high"``.
+        The command's generation options (:class:`labeeb.messages.Generation`) apply to every
+        call. A video's frames attached to the command (``options["video_frame_times"]``) go
+        as frames, one tile each with their times, unless ``video.detail = "high"``.
         """
         images = self.images() if images is None else images
+        options = self.command_generation(options)
         times = self.command.options.get("video_frame_times")
         if (times and "frame_times" not in options and len(times) == len(images)
                 and all(a is b for a, b in zip(images, self.command.images))

@@ -44,14 +44,10 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
       labeeb ask --screen "how do I fix this?"
     """
     from labeeb.images import ImageError, load_attachments
-    from labeeb.messages import Command
+    from labeeb.messages import Command, Generation
 
     app = get_app(ctx)
     settings = app.loaded.settings
-    if max_tokens is not None:
-        settings.vision.max_new_tokens = max_tokens
-    if temperature is not None:
-        settings.vision.temperature = temperature
     text = " ".join(question).strip()
     if not text:
         fail("the question is empty", 2)
@@ -91,7 +87,8 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
         except ScreenUnavailableError as exc:
             fail(str(exc))
     assistant = app.assistant
-    command = Command(text=text, images=pictures, files=files, source="cli", options=options)
+    command = Command(text=text, images=pictures, files=files, source="cli", options=options,
+                      generation=Generation(max_tokens=max_tokens, temperature=temperature))
     route = assistant.route(text, command)
     if explain:  # how the command would be routed, without running it (as chat's /explain)
         if as_json:

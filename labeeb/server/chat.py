@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from labeeb.context import Conversation
-from labeeb.messages import Command, Reply
+from labeeb.messages import Command, Generation, Reply
 from labeeb.messages import Usage as LabeebUsage
 from labeeb.server import schemas
 from labeeb.server.errors import ApiError, error_body
@@ -251,6 +251,8 @@ class ChatService:
             cancel=job.cancel,
             max_new_tokens=limit,
             temperature=body.temperature,
+            top_p=body.top_p,
+            seed=body.seed,
         )
         for piece in stream:
             self._emit(job, cutter.feed(piece))
@@ -284,8 +286,10 @@ class ChatService:
         for user, answer in turn.history:
             conversation.add_exchange(user, answer)
         options = {"system": turn.system} if turn.system else {}
-        command = Command(text=turn.text, images=images, source="api", options=options)
-        with self._conversation(conversation), self._generation(body):
+        generation = Generation(max_tokens=body.token_limit(), temperature=body.temperature,
+                                top_p=body.top_p, seed=body.seed)
+        command = Command(text=turn.text, images=images, source="api", options=options, generation=generation)
+        with self._conversation(conversation):
             reply = self.assistant.handle(command, on_chunk=on_chunk, cancel=job.cancel)
         if reply.error:
             code = reply.data.get("error_code") or ("model_unavailable" if reply.data.get("model_unavailable")
@@ -314,19 +318,6 @@ class ChatService:
         finally:
             self.assistant.context = saved
 
-    @contextmanager
-    def _generation(self, body: schemas.ChatCompletionRequest) -> Iterator[None]:
-        """The request's max_tokens/temperature for every model call its skill makes."""
-        config = self.assistant.vision.config
-        saved = (config.max_new_tokens, config.temperature)
-        if body.token_limit():
-            config.max_new_tokens = body.token_limit()
-        if body.temperature is not None:
-            config.temperature = body.temperature
-        try:
-            yield
-        finally:
-            config.max_new_tokens, config.temperature = saved
 
 
 async def next_event(job: Job, request: Request) -> tuple[str, Any]:

@@ -72,7 +72,8 @@ class ChatCompletionRequest(_Request):
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)  # accepted; greedy/temperature decide
+    top_p: float | None = Field(None, gt=0.0, le=1.0)  # nucleus sampling (with temperature > 0)
+    seed: int | None = Field(None, description="the same seed gives the same sampled answer")
     n: int = Field(1, ge=1, le=1, description="one answer per request")
     stop: str | list[str] | None = None
     stream: bool = False

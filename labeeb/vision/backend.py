@@ -80,6 +80,8 @@ class VisionRequest:
     # Keep generating past the end-of-answer token until this many (benchmarks fix lengths).
     min_new_tokens: int = 0
     temperature: float = 0.0
+    top_p: float = 1.0  # nucleus sampling, with temperature > 0
+    seed: int | None = None  # the same seed gives the same sampled answer; None: a fresh one each time
     stop: list[str] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     # Set when the images are a video's frames (seconds from its start): each frame is one

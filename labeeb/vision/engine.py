@@ -408,11 +408,14 @@ class Engine:
         tokenizer = self.processor.tokenizer
         shown = ""
         position = len(ids)
-        generator = torch.Generator().manual_seed(0) if request.temperature > 0 else None
+        generator = None
+        if request.temperature > 0:  # a fresh seed unless the request names one
+            seed = request.seed if request.seed is not None else int(torch.randint(2**62, (1,)))
+            generator = torch.Generator().manual_seed(seed)
         for _ in range(room):
             if len(generated) < request.min_new_tokens:  # as generate(min_new_tokens=...) does
                 logits[list(self.eos)] = float("-inf")
-            token = self._pick(logits, request.temperature, generator)
+            token = self._pick(logits, request.temperature, generator, request.top_p)
             generated.append(token)
             stats.completion_tokens = len(generated)
             if token in self.eos or request.cancel.is_set():
@@ -434,11 +437,16 @@ class Engine:
             yield text[len(shown) :]
 
     @staticmethod
-    def _pick(logits: torch.Tensor, temperature: float, generator: Any) -> int:
+    def _pick(logits: torch.Tensor, temperature: float, generator: Any, top_p: float = 1.0) -> int:
+        """Greedy at temperature 0; else sampled from the 50 likeliest tokens, cut to the
+        smallest set whose probability reaches ``top_p`` (as ``generate()`` does)."""
         import torch
 
         if temperature <= 0:
             return int(torch.argmax(logits))
         top = torch.topk(logits / temperature, k=min(50, logits.shape[-1]))
         probs = torch.softmax(top.values, dim=-1)
+        if top_p < 1.0:  # keep tokens until their sum reaches top_p (always the likeliest)
+            keep = (probs.cumsum(-1) - probs) < top_p
+            probs = torch.where(keep, probs, torch.zeros_like(probs))
         return int(top.indices[torch.multinomial(probs, 1, generator=generator)])

@@ -183,6 +183,10 @@ class MlxBackend:
         input_ids = inputs.pop("input_ids")
         stats.prompt_tokens = int(input_ids.shape[1])
         max_new_tokens = answer_room(stats.prompt_tokens, self.context_length, request.max_new_tokens)
+        if request.temperature > 0 and request.seed is not None:
+            import mlx.core as mx
+
+            mx.random.seed(request.seed)  # mlx-vlm samples from MLX's global generator
         results = stream_generate(
             self.model, self.processor, "",
             input_ids=input_ids,
@@ -190,6 +194,7 @@ class MlxBackend:
             mask=inputs.pop("attention_mask", None),
             max_tokens=max_new_tokens,
             temperature=sampling_temperature(request.temperature),
+            top_p=request.top_p,
             skip_special_tokens=True,
             **inputs,  # the model's other inputs, such as pixel_attention_mask
         )

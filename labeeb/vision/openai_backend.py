@@ -135,6 +135,8 @@ class OpenAIBackend:
             "messages": build_messages(request),
             "max_tokens": request.max_new_tokens,
             "temperature": request.temperature,
+            **({"top_p": request.top_p} if request.top_p < 1.0 else {}),
+            **({"seed": request.seed} if request.seed is not None else {}),
             "stream": True,
             "stream_options": {"include_usage": True},
         }

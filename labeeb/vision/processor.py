@@ -181,6 +181,8 @@ class VisionProcessor:
         stop: list[str] | None = None,
         min_new_tokens: int = 0,
         frame_times: list[float] | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
     ) -> VisionStream:
         """Ask about ``images``; with ``frame_times`` (seconds) they are a video's frames."""
         request = VisionRequest(
@@ -193,6 +195,8 @@ class VisionProcessor:
             min_new_tokens=min_new_tokens,
             cancel=cancel or threading.Event(),
             frame_times=list(frame_times) if frame_times is not None else None,
+            top_p=1.0 if top_p is None else top_p,
+            seed=seed,
         )
         return VisionStream(self, request)
 

@@ -238,10 +238,12 @@ class TransformersBackend:
             self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
         )
         sampling = (
-            {"do_sample": True, "temperature": request.temperature}
+            {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p}
             if request.temperature > 0
             else {"do_sample": False}
         )
+        if request.temperature > 0 and request.seed is not None:
+            torch.manual_seed(request.seed)  # generate() samples from torch's global generator
         outcome: dict[str, Any] = {}
         abandoned = threading.Event()  # the caller stopped reading (stop string, error)
 
