@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Callable
 
 from labeeb.context import Conversation
@@ -94,6 +94,19 @@ class Assistant:
 
         return self.router.route(text, available)
 
+    def stream(
+        self,
+        command: Command,
+        cancel: threading.Event | None = None,
+        remember: bool = True,
+        route: Route | None = None,
+    ) -> ReplyStream:
+        """Route ``command`` (unless ``route`` says where it goes) and run its skill in
+        isolation: iterate the result for the answer's text chunks; its ``reply`` (plugin,
+        skill, usage, timings, data) is final when the iteration ends."""
+        cancel = cancel or threading.Event()
+        return ReplyStream(self._answer(command, cancel, remember, route), cancel)
+
     def handle(
         self,
         command: Command,
@@ -101,19 +114,30 @@ class Assistant:
         cancel: threading.Event | None = None,
         remember: bool = True,
     ) -> Reply:
-        """Route ``command`` to a skill, run it in isolation, stream chunks to ``on_chunk``."""
+        """:meth:`stream`, with each chunk handed to ``on_chunk``; the finished Reply."""
+        stream = self.stream(command, cancel, remember)
+        try:
+            for chunk in stream:
+                if on_chunk is not None:
+                    on_chunk(chunk)
+        except KeyboardInterrupt:  # Ctrl-C stops this answer, not the program
+            return stream.stop()
+        return stream.result()
+
+    def _answer(self, command: Command, cancel: threading.Event, remember: bool,
+                route: Route | None) -> Generator[str, None, Reply]:
         self.start()
         started = time.perf_counter()
-        route = self.route(command.text, command)
+        route = route or self.route(command.text, command)
         routed = time.perf_counter() - started
         if command.images:
             self.context.set_images(command.images)
         skill = route.skill
-        request = Request(command=command, skill=skill, assistant=self, cancel=cancel or threading.Event())
+        request = Request(command=command, skill=skill, assistant=self, cancel=cancel)
         try:
-            text = self._run_skill(request, on_chunk)
+            text = yield from self._run_skill(request)
             reply = Reply(text=text, plugin=skill.plugin, skill=skill.name)
-            if request.cancelled:
+            if request.cancelled or cancel.is_set():
                 reply.data["cancelled"] = True
         except _SkillReply as wrapped:
             reply = wrapped.reply
@@ -155,8 +179,9 @@ class Assistant:
             route=routed,
         )
 
-    def _run_skill(self, request: Request, on_chunk: ChunkCallback | None) -> str:
-        """Run the handler in a worker thread; stream its chunks; cut it off on timeout."""
+    def _run_skill(self, request: Request) -> Generator[str, None, str]:
+        """Run the handler in a worker thread; yield its chunks; cut it off on timeout.
+        Returns the whole text (what was shown, when the user stopped it)."""
         chunks: queue.Queue[object] = queue.Queue()
         started = time.perf_counter()
         skill = request.skill
@@ -187,20 +212,19 @@ class Assistant:
         threading.Thread(target=work, name=skill_thread_name(skill.plugin, skill.name), daemon=True).start()
         parts: list[str] = []
         try:
-            self._pump(request, chunks, parts, started, on_chunk)
-        except KeyboardInterrupt:  # Ctrl-C stops this answer, not the program
+            for item in self._pump(request, chunks, started):
+                parts.append(item)
+                yield item
+                if request.cancel.is_set():  # stop showing output at once; the worker winds down
+                    request.cancelled = True
+                    break
+        except KeyboardInterrupt:  # Ctrl-C while waiting for the skill: stop this answer
             request.cancel.set()
             request.cancelled = True
         return "".join(parts)
 
-    def _pump(
-        self,
-        request: Request,
-        chunks: queue.Queue[object],
-        parts: list[str],
-        started: float,
-        on_chunk: ChunkCallback | None,
-    ) -> None:
+    def _pump(self, request: Request, chunks: queue.Queue[object], started: float) -> Iterator[str]:
+        """The skill's chunks as they come, until it is done or ``plugins.timeout`` passes."""
         deadline = started + self.settings.plugins.timeout
         while True:
             remaining = deadline - time.perf_counter()
@@ -212,19 +236,54 @@ class Assistant:
                     raise TimeoutError(
                         f"no answer within {self.settings.plugins.timeout:g} s (plugins.timeout)"
                     ) from None
+                if request.cancel.is_set():  # stopped from outside (a client left, Ctrl-C)
+                    request.cancelled = True
+                    return
                 continue
             if item is _DONE:
-                break
+                return
             if isinstance(item, BaseException):
                 raise item
             if request.first_chunk_at is None:
                 request.first_chunk_at = time.perf_counter() - started
-            parts.append(item)  # type: ignore[arg-type]
-            if on_chunk is not None:
-                on_chunk(item)  # type: ignore[arg-type]
-            if request.cancel.is_set():  # stop showing output at once; the worker winds down
-                request.cancelled = True
-                return
+            yield item  # type: ignore[misc]
+
+
+class ReplyStream:
+    """An answer as it streams: iterate for text chunks; :attr:`reply` once it has ended.
+
+    The one shape every front end consumes (``labeeb ask``, chat, the voice loop, the
+    server, plugins that run another command).
+    """
+
+    def __init__(self, chunks: Generator[str, None, Reply], cancel: threading.Event) -> None:
+        self._chunks = chunks
+        self.cancel = cancel
+        self.reply: Reply | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.reply is not None:  # ended already
+            raise StopIteration
+        try:
+            return next(self._chunks)
+        except StopIteration as done:
+            self.reply = done.value
+            raise
+
+    def result(self) -> Reply:
+        """Run to the end (what is left of the text is not shown) and return the Reply."""
+        for _ in self:
+            pass
+        assert self.reply is not None
+        return self.reply
+
+    def stop(self) -> Reply:
+        """Stop the answer now (Ctrl-C, a client that left) and return its Reply so far."""
+        self.cancel.set()
+        return self.result()
 
 
 class _SkillReply(Exception):

@@ -13,7 +13,6 @@ command can never start another image command.
 
 from __future__ import annotations
 
-import queue
 import re
 import threading
 import time
@@ -162,36 +161,19 @@ def _run(request: Request, text: str, images: list[Image], shown: str, data: dic
     with _lock:
         _reply_data[id(request.command)] = {**data, "needs_confirmation": False}
     yield shown + "\n"
-    chunks: queue.Queue[tuple[str, Any]] = queue.Queue()
     command = Command(text=text, images=list(images), source="image", options={"from_image": True})
-
-    def work() -> None:
-        try:
-            reply = request.assistant.handle(
-                command, on_chunk=lambda chunk: chunks.put(("chunk", chunk)), cancel=request.cancel, remember=False
-            )
-            chunks.put(("reply", reply))
-        except BaseException as exc:  # handle() turns skill errors into replies; this is a bug guard
-            chunks.put(("error", exc))
-
-    threading.Thread(target=work, name="labeeb-image-command", daemon=True).start()
+    stream = request.assistant.stream(command, cancel=request.cancel, remember=False)
     streamed = False
-    while True:
-        kind, item = chunks.get()
-        if kind == "chunk":
-            streamed = True
-            yield item
-        elif kind == "error":
-            raise item
-        else:
-            reply: Reply = item
-            with _lock:
-                _reply_data.get(id(request.command), {}).update(
-                    result={"plugin": reply.plugin, "skill": reply.skill, "error": reply.error, "data": reply.data}
-                )
-            if reply.error or not streamed:
-                yield reply.text
-            return
+    for chunk in stream:
+        streamed = True
+        yield chunk
+    reply = stream.result()
+    with _lock:
+        _reply_data.get(id(request.command), {}).update(
+            result={"plugin": reply.plugin, "skill": reply.skill, "error": reply.error, "data": reply.data}
+        )
+    if reply.error or not streamed:
+        yield reply.text
 
 
 def confirm(request: Request) -> HandlerResult:

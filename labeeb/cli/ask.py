@@ -112,8 +112,15 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
         sys.stdout.write(chunk)
         sys.stdout.flush()
 
-    with assistant:
-        reply = assistant.handle(command, on_chunk=None if as_json else on_chunk)
+    with assistant:  # routed once, above
+        stream = assistant.stream(command, route=route)
+        try:
+            for chunk in stream:
+                if not as_json:
+                    on_chunk(chunk)
+            reply = stream.result()
+        except KeyboardInterrupt:  # Ctrl-C stops the answer; what was said so far stands
+            reply = stream.stop()
     if as_json:
         click.echo(json.dumps(reply.to_dict(), ensure_ascii=False))
     elif reply.error:

@@ -271,14 +271,6 @@ class ChatService:
     def _through_plugins(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job) -> Outcome:
         cutter = StopCutter(body.stop_list())
         streamed = False
-
-        def on_chunk(piece: str) -> None:
-            nonlocal streamed
-            streamed = True
-            self._emit(job, cutter.feed(piece))
-            if cutter.stopped:
-                job.cancel.set()
-
         settings = self.assistant.settings.context
         images, earlier_images = turn.decoded()  # in the model's slot: one request's pixels at a time
         conversation = Conversation(settings.max_images, settings.max_exchanges)
@@ -290,7 +282,13 @@ class ChatService:
                                 top_p=body.top_p, seed=body.seed)
         command = Command(text=turn.text, images=images, source="api", options=options, generation=generation)
         with self._conversation(conversation):
-            reply = self.assistant.handle(command, on_chunk=on_chunk, cancel=job.cancel)
+            stream = self.assistant.stream(command, cancel=job.cancel)
+            for piece in stream:
+                streamed = True
+                self._emit(job, cutter.feed(piece))
+                if cutter.stopped:
+                    job.cancel.set()
+            reply = stream.result()
         if reply.error:
             code = reply.data.get("error_code") or ("model_unavailable" if reply.data.get("model_unavailable")
                                                     else "plugin_error")
