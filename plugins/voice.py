@@ -205,9 +205,12 @@ def _reopen(open_source: Callable[[], Any], wait: float = 2.0, sleep: Callable[[
 @click.option("--wake-word", help='Only answer commands that start with this word, e.g. "Labeeb" (default: listen.wake_word).')
 @click.option("--model", help="Whisper model: a size name or a directory (default: stt.model).")
 @click.option("--list-devices", is_flag=True, help="List the microphones and exit.")
+@click.option("--image", "-i", "attach", multiple=True, type=click.Path(),
+              help="Attach a picture or document (PDF) to the first spoken command; repeatable.")
 @click.pass_context
 def listen(ctx: click.Context, from_file: str | None, as_json: bool, speak: bool | None, speak_to: str | None,
-           device: str | None, push_to_talk: bool, wake_word: str | None, model: str | None, list_devices: bool) -> None:
+           device: str | None, push_to_talk: bool, wake_word: str | None, model: str | None, list_devices: bool,
+           attach: tuple[str, ...] = ()) -> None:
     """Listen for spoken commands and answer them aloud.
 
     \b
@@ -215,6 +218,7 @@ def listen(ctx: click.Context, from_file: str | None, as_json: bool, speak: bool
       labeeb listen                                  # the microphone, until Ctrl-C
       labeeb listen --wake-word Labeeb
       labeeb listen --from-file command.wav --json --speak-to answer.wav
+      labeeb listen --image scan.pdf                 # then say "read the first page"
     """
     from labeeb.cli.app import fail, get_app
 
@@ -250,9 +254,18 @@ def listen(ctx: click.Context, from_file: str | None, as_json: bool, speak: bool
             fail(str(exc), 2)
     if speak_to and not Path(speak_to).expanduser().parent.is_dir():
         fail(f"--speak-to: folder {Path(speak_to).expanduser().parent} does not exist", 2)
+    attached: tuple[list[Any], list[Path]] = ([], [])
+    if attach:
+        from labeeb.images import ImageError, load_attachments
+
+        try:
+            attached = load_attachments([Path(path) for path in attach])
+        except ImageError as exc:
+            fail(str(exc), 2)
     printer = _Printer(as_json)
     assistant = app.assistant
     loop = _build(settings, settings.listen.speak if speak is None else speak, speak_to, printer, assistant)
+    loop.attach(*attached)
     with assistant:
         if samples is not None:
             code = _one_file(loop, samples, printer, speak_to)

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from labeeb.isolation import describe
@@ -107,6 +108,13 @@ class VoiceLoop:
         self._quiet_since: float | None = None
         self.barge_ins = 0
         self.idle_preparations = 0
+        # Pictures and documents the user attached (``labeeb listen --image``): they go with
+        # the next command; after it, the conversation remembers them like typed attachments.
+        self._attached: tuple[list[Any], list[Path]] = ([], [])
+
+    def attach(self, images: list[Any], files: list[Path]) -> None:
+        """Attach pictures and documents to the next spoken command ("read the first page")."""
+        self._attached = (list(images), list(files))
 
     # -- one turn ------------------------------------------------------------------------
 
@@ -161,7 +169,9 @@ class VoiceLoop:
             if self.on_chunk is not None:
                 self.on_chunk(chunk)
 
-        reply = self.assistant.handle(Command(text=command, source="voice"), on_chunk=on_chunk, cancel=cancel)
+        (images, files), self._attached = self._attached, ([], [])
+        reply = self.assistant.handle(Command(text=command, images=images, files=files, source="voice"),
+                                      on_chunk=on_chunk, cancel=cancel)
         turn.reply, turn.text, turn.plugin, turn.skill = reply, reply.text, reply.plugin, reply.skill
         turn.error, turn.cancelled = reply.error, cancel.is_set() or bool(reply.data.get("cancelled"))
         turn.timings.route, turn.timings.ttft = reply.timings.route, reply.timings.ttft

@@ -164,3 +164,24 @@ def test_listen_loop_wiring_with_the_microphone_replaced(monkeypatch, speech):
     as_json = CliRunner().invoke(cli, ["listen", "--no-speak", "--json", "--device", "2"], obj=app)
     turns = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [(t["plugin"], t["skill"]) for t in turns] == [("general", "help")] * 2
+
+
+def test_listen_with_a_document_attached_reads_it(labeeb_cli, espeak, tiny_model_dir, tmp_path):
+    """Issue 16: `labeeb listen --from-file q.wav --image scan.pdf`, "read the first page"."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "documents"))
+    from doc_samples import write_scan
+
+    scan = write_scan(tmp_path / "scan.pdf", [["INVOICE 4471", "Total due: 93.50"], ["Page two"]])
+    env = {**TINY, "LABEEB_VISION__MODEL": str(tiny_model_dir), "LABEEB_VISION__MAX_NEW_TOKENS": "4",
+           "LABEEB_VISION__DTYPE": "float32"}
+    done = labeeb_cli("listen", "--from-file", str(espeak("read the first page")), "--image", str(scan), "--json",
+                      env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "first page" in result["transcript"].lower()
+    assert (result["plugin"], result["skill"], result["error"]) == ("documents", "read", False), result["text"]
+    bad = labeeb_cli("listen", "--from-file", str(espeak("read it")), "--image", str(tmp_path / "missing.pdf"), env=TINY)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
