@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from labeeb.context import Conversation
+from labeeb.lru import LRU
 from labeeb.messages import Command, Generation, Reply
 from labeeb.messages import Usage as LabeebUsage
 from labeeb.server import schemas
@@ -48,6 +49,12 @@ SCREEN_PLUGINS = ("screen", "visual_feedback")
 REPLY_ERROR_STATUS = {"invalid_request": 400, "context_length_exceeded": 400, "model_unavailable": 503}
 #: Seconds between checks that a waiting client is still connected.
 DISCONNECT_POLL = 0.25
+#: The header that names a conversation, so what a plugin keeps for it (an image command
+#: waiting for "yes") carries over to the conversation's next request. Without it, each
+#: request stands alone.
+SESSION_HEADER = "X-Labeeb-Session"
+#: Conversations kept (the least recently used are forgotten first).
+MAX_SESSIONS = 256
 
 
 @dataclass
@@ -86,6 +93,7 @@ class ChatService:
         # Routes with every plugin present, to refuse screen questions clearly when the
         # screen plugins are not loaded in this server.
         self.screen_router = screen_router
+        self.sessions = LRU(MAX_SESSIONS)  # conversation id -> its Conversation
         self.policy = ImagePolicy(
             max_pixels=config.max_image_pixels,
             max_bytes=int(config.max_body_mb * 1024 * 1024),
@@ -109,11 +117,15 @@ class ChatService:
                 404, f"the model {body.model!r} does not exist; use one of: {', '.join(self.model_ids())}",
                 "model_not_found", "model",
             )
+        session = request.headers.get(SESSION_HEADER)
+        if session is not None and not (0 < len(session) <= 128 and session.isprintable()):
+            raise ApiError(400, f"the {SESSION_HEADER} header must be 1 to 128 printable characters",
+                           "invalid_request", SESSION_HEADER)
         turn = await run_in_threadpool(parse_turn, body, self.policy, self.config.max_images)
         await run_in_threadpool(self._check_context, turn, body)
         if body.model == LABEEB_MODEL:
             self._check_screen(turn)
-            work = lambda job: self._through_plugins(turn, body, job)  # noqa: E731
+            work = lambda job: self._through_plugins(turn, body, job, session)  # noqa: E731
         else:
             work = lambda job: self._direct(turn, body, job)  # noqa: E731
         try:
@@ -268,12 +280,24 @@ class ChatService:
                                                          options={"model": body.model}))
         return Outcome(cutter.text, usage, finish)
 
-    def _through_plugins(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job) -> Outcome:
+    def _conversation_for(self, session: str | None) -> Conversation:
+        """The named conversation (the same object every request, so plugins' state for it
+        carries over), or a new one for a request that names none."""
+        settings = self.assistant.settings.context
+        conversation = self.sessions.get_fresh(session) if session is not None else None
+        if conversation is None:
+            conversation = Conversation(settings.max_images, settings.max_exchanges)
+            if session is not None:
+                self.sessions.put(session, conversation)
+        conversation.clear()  # the request's messages are the conversation's text and pictures
+        return conversation
+
+    def _through_plugins(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job,
+                         session: str | None = None) -> Outcome:
         cutter = StopCutter(body.stop_list())
         streamed = False
-        settings = self.assistant.settings.context
         images, earlier_images = turn.decoded()  # in the model's slot: one request's pixels at a time
-        conversation = Conversation(settings.max_images, settings.max_exchanges)
+        conversation = self._conversation_for(session)
         conversation.set_images(earlier_images)
         for user, answer in turn.history:
             conversation.add_exchange(user, answer)

@@ -166,3 +166,37 @@ def test_a_screen_worded_question_about_an_attached_image_is_answered_not_refuse
     assert response.json()["choices"][0]["message"]["content"]
     without = {"model": "labeeb", "messages": [{"role": "user", "content": "What does the error message say?"}]}
     assert_error(chat(idle, without), 403, "screen_access_disabled")
+
+
+def test_a_confirmation_asked_in_one_request_is_given_in_the_next_of_the_same_conversation(idle):
+    """Issue 16: with X-Labeeb-Session, an image command's "shall I run it?" carries over to
+    the conversation's next request; another conversation (or none) has nothing pending."""
+    import io
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "documents"))
+    from doc_samples import draw_text
+
+    buffer = io.BytesIO()
+    draw_text(["turn on dark mode"]).save(buffer, format="PNG")
+    note = data_url(buffer.getvalue())
+
+    def ask(messages, session=None):
+        headers = {"X-Labeeb-Session": session} if session else {}
+        response = httpx.post(idle.api + "/chat/completions", timeout=120, headers=headers,
+                              json={"model": "labeeb", "max_tokens": 2, "messages": messages})
+        assert response.status_code == 200, response.text
+        return response.json()["choices"][0]["message"]["content"]
+
+    first = [user_message("do what the note says", note)]
+    asked = ask(first, "conversation-1")
+    assert 'say "yes"' in asked and "turn on dark mode" in asked
+    follow = [*first, {"role": "assistant", "content": asked}, {"role": "user", "content": "yes"}]
+    assert "no command" in ask(follow, "conversation-2")  # another conversation: nothing pending
+    assert "no command" in ask(follow)  # no conversation named: each request stands alone
+    ran = ask(follow, "conversation-1")
+    assert ran.startswith('Running the command from the image: "turn on dark mode"'), ran
+    bad = httpx.post(idle.api + "/chat/completions", timeout=30, headers={"X-Labeeb-Session": "x" * 200},
+                     json={"model": "labeeb", "messages": [{"role": "user", "content": "hi"}]})
+    assert_error(bad, 400, "invalid_request", "X-Labeeb-Session")
