@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from PIL import Image
 
@@ -99,3 +100,31 @@ def test_doctor_only_looks_and_blames_no_setting_it_made(tmp_path):
     line = next(line for line in result.stdout.splitlines() if " vision model:" in line)
     assert line.startswith("FAIL") and "is not downloaded" in line and "HF_HUB_OFFLINE is set" not in line, line
     assert "hf download HuggingFaceTB/SmolVLM-256M-Instruct" in line
+
+
+def test_ask_continue_resumes_the_last_conversation_with_its_attachments(tiny_model_dir, tmp_path):
+    import os
+    import stat
+
+    picture = tmp_path / "receipt.png"
+    Image.new("RGB", (300, 200), "white").save(picture)
+    env = {"LABEEB_VISION__MODEL": str(tiny_model_dir), "LABEEB_VISION__DTYPE": "float32"}
+    nothing = run_labeeb("ask", "--continue", "and the date?", env=env)
+    assert nothing.returncode == 2 and "no earlier `labeeb ask` to continue" in nothing.stderr
+    first = json.loads(run_labeeb("ask", "--json", "--max-tokens", "2", "-i", str(picture), "what is the total?",
+                                  env=env).stdout)
+    fresh = json.loads(run_labeeb("ask", "--json", "--max-tokens", "2", "-i", str(picture), "and the date?",
+                                  env=env).stdout)
+    run_labeeb("ask", "--json", "--max-tokens", "2", "-i", str(picture), "what is the total?", env=env)
+    follow = run_labeeb("ask", "--json", "--max-tokens", "2", "--continue", "and the date?", env=env)
+    assert follow.returncode == 0, follow.stderr
+    resumed = json.loads(follow.stdout)
+    # The same picture, and the earlier question and answer, reached the model.
+    assert resumed["usage"]["prompt_tokens"] > fresh["usage"]["prompt_tokens"] > 64
+    assert first["usage"]["prompt_tokens"] > 64
+    saved = next(Path(os.environ["XDG_STATE_HOME"]).rglob("last-ask.json"))
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert [pair[0] for pair in json.loads(saved.read_text())["exchanges"]] == ["what is the total?", "and the date?"]
+    picture.unlink()
+    gone = run_labeeb("ask", "--continue", "and the date?", env=env)
+    assert gone.returncode == 2 and "attachment is gone" in gone.stderr

@@ -27,12 +27,14 @@ from labeeb.cli.app import fail, get_app
 @click.option("--max-tokens", type=click.IntRange(1, 8192), help="Longest answer in tokens.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="0 = deterministic (default).")
 @click.option("--speak/--no-speak", default=False, help="Speak the answer aloud as it streams (tts.* settings).")
+@click.option("--continue", "resume", is_flag=True,
+              help="Continue the last `labeeb ask` conversation: its questions, answers and attached files.")
 @click.pass_context
 def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ...], as_json: bool,
             explain: bool, max_tokens: int | None, temperature: float | None,
             pages: str | None = None, video: str | None = None, frames: int | None = None,
             screen: bool = False, monitor: int | None = None, region: str | None = None,
-            speak: bool = False) -> None:
+            speak: bool = False, resume: bool = False) -> None:
     """Ask one QUESTION, optionally about images or documents.
 
     \b
@@ -42,6 +44,7 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
       labeeb ask --image scan.pdf --pages 2-3 "summarise these pages"
       labeeb ask --video clip.mp4 --frames 6 "what happens in this clip?"
       labeeb ask --screen "how do I fix this?"
+      labeeb ask --continue "and what is the date on it?"
     """
     from labeeb.images import ImageError, load_attachments
     from labeeb.messages import Command, Generation
@@ -87,6 +90,16 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
         except ScreenUnavailableError as exc:
             fail(str(exc))
     assistant = app.assistant
+    from labeeb.cli import last_session
+
+    if resume:
+        try:
+            earlier_images, earlier_files = last_session.resume(assistant)
+        except ValueError as exc:
+            fail(str(exc), 2)
+        if not files:  # the same attachments as before, unless new ones are given
+            pictures, files = earlier_images + pictures, earlier_files
+    session_files = list(files)
     command = Command(text=text, images=pictures, files=files, source="cli", options=options,
                       generation=Generation(max_tokens=max_tokens, temperature=temperature))
     route = assistant.route(text, command)
@@ -121,6 +134,7 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
             reply = stream.result()
         except KeyboardInterrupt:  # Ctrl-C stops the answer; what was said so far stands
             reply = stream.stop()
+    last_session.save(assistant, session_files)
     if as_json:
         click.echo(json.dumps(reply.to_dict(), ensure_ascii=False))
     elif reply.error:
