@@ -207,9 +207,12 @@ def export(ctx: click.Context, fmt: str, output: str | None) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def clear(ctx: click.Context, yes: bool) -> None:
-    """Delete every recorded turn (asks first)."""
+    """Delete every recorded turn, and the conversation `labeeb ask --continue` would resume (asks first)."""
+    from labeeb.cli import last_session
+
     store = _open(ctx)
     if store is None:
+        last_session.forget()
         click.echo("No turns recorded yet.", err=True)
         return
     try:
@@ -217,6 +220,7 @@ def clear(ctx: click.Context, yes: bool) -> None:
         if not yes:
             click.confirm(f"Delete all {count} turns in {store.path}?", abort=True, err=True)
         store.clear()
+        last_session.forget()
     finally:
         store.close()
     click.echo(f"Deleted {count} turns.", err=True)

@@ -134,7 +134,8 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
             reply = stream.result()
         except KeyboardInterrupt:  # Ctrl-C stops the answer; what was said so far stands
             reply = stream.stop()
-    last_session.save(assistant, session_files)
+    if settings.history.enabled:  # with the history off, nothing of the conversation is kept
+        last_session.save(assistant, session_files)
     if as_json:
         click.echo(json.dumps(reply.to_dict(), ensure_ascii=False))
     elif reply.error:

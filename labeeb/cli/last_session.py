@@ -2,7 +2,8 @@
 
 What is kept: the exchanges (questions and answers, as the history database keeps them too)
 and the paths of the files that were attached, never pixels (screenshots are not kept).
-The file is the user's alone (0600), in the user state directory.
+The file is the user's alone (0600), in the user state directory; nothing is kept while
+``history.enabled`` is off, and ``labeeb history clear`` deletes it.
 """
 
 from __future__ import annotations
@@ -54,3 +55,8 @@ def save(assistant: Any, files: list[Path]) -> None:
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:
         json.dump(data, out, ensure_ascii=False)
     os.replace(temporary, target)
+
+
+def forget() -> None:
+    """Delete the kept conversation (``labeeb history clear``)."""
+    path().unlink(missing_ok=True)
