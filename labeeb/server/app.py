@@ -25,7 +25,7 @@ from labeeb.server import audio, schemas
 from labeeb.server.chat import ChatService, next_event, to_api_error
 from labeeb.server.errors import ApiError, document_errors, install_error_handlers
 from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, HostOriginMiddleware
-from labeeb.server.queue import QueueFull, WorkQueue
+from labeeb.server.queue import WorkQueue
 
 if TYPE_CHECKING:  # pragma: no cover
     from labeeb.assistant import Assistant
@@ -120,11 +120,7 @@ class ServerState:
     async def run(self, work_queue: WorkQueue, fn: Callable[[], Any], request: Request) -> Any:
         """Run ``fn`` on ``work_queue`` and wait for its result (no streaming); a client that
         leaves meanwhile gives up its place."""
-        try:
-            job = work_queue.submit(lambda job: fn())
-        except QueueFull as exc:
-            raise ApiError(429, f"{exc}; try again in {exc.retry_after} s", "queue_full",
-                           headers={"Retry-After": str(exc.retry_after)}) from None
+        job = work_queue.submit(lambda job: fn())  # QueueFull: a 429 (errors.py)
         while True:
             kind, value = await next_event(job, request)
             if kind == "done":

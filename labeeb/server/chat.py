@@ -29,7 +29,7 @@ from labeeb.messages import Usage as LabeebUsage
 from labeeb.server import schemas
 from labeeb.server.errors import ApiError, error_body
 from labeeb.server.images import ImagePolicy
-from labeeb.server.queue import Job, QueueFull, WorkQueue
+from labeeb.server.queue import Job, WorkQueue
 from labeeb.server.turns import StopCutter, Turn, parse_turn
 from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError, VisionRequest, model_identity
 
@@ -128,13 +128,7 @@ class ChatService:
             work = lambda job: self._through_plugins(turn, body, job, session)  # noqa: E731
         else:
             work = lambda job: self._direct(turn, body, job)  # noqa: E731
-        try:
-            job = self.work.submit(work)
-        except QueueFull as exc:
-            raise ApiError(
-                429, f"{exc}; try again in {exc.retry_after} s", "queue_full",
-                headers={"Retry-After": str(exc.retry_after)},
-            ) from None
+        job = self.work.submit(work)  # QueueFull: a 429 (errors.py)
         first = await next_event(job, request)
         if first[0] == "error":
             raise to_api_error(first[1])

@@ -17,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from labeeb.server.queue import QueueFull
+
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI, Request
 
@@ -148,6 +150,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(QueueFull)
+    async def _queue_full(request: Request, exc: QueueFull) -> JSONResponse:
+        return error_response(ApiError(429, f"{exc}; try again in {exc.retry_after} s", "queue_full",
+                                       headers={"Retry-After": str(exc.retry_after)}))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
