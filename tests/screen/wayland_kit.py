@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+import screen_kit
 
 from labeeb.screen_geometry import Rect
 
@@ -40,14 +41,8 @@ def need(tools: tuple[str, ...]) -> None:
 
 
 def wait_for(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    """screen_kit's wait, with the longer default a compositor's start needs."""
+    return screen_kit.wait_for(check, timeout, what)
 
 
 def _as_user() -> tuple[list[str], int | None]:
