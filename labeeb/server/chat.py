@@ -7,7 +7,9 @@ clients see the screen). The vision model's own id talks to the model directly.
 Each request carries its whole conversation, so the assistant's shared conversation is
 swapped for one built from the request's messages while the request runs: clients never
 see each other's images or questions. The swap is safe because the queue runs one job at
-a time.
+a time. A request naming its conversation (``X-Labeeb-Session``) gets that conversation's
+object back, refilled from its messages, so what plugins keep for it (a confirmation that
+waits for "yes") carries over to its next request.
 """
 
 from __future__ import annotations
