@@ -9,9 +9,12 @@ The file is the user's alone (0600), in the user state directory; nothing is kep
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("labeeb")
 
 VERSION = 1
 
@@ -46,15 +49,23 @@ def resume(assistant: Any) -> tuple[list[Any], list[Path]]:
 
 
 def save(assistant: Any, files: list[Path]) -> None:
-    """Keep the conversation so far (and ``files``, its attachments) for the next ``--continue``."""
-    data = {"version": VERSION, "files": [str(p.expanduser().resolve()) for p in files],
+    """Keep the conversation so far (and ``files``, its attachments) for the next ``--continue``.
+
+    Never fails the answer it follows: a problem is logged, and ``--continue`` says there is
+    nothing to continue.
+    """
+    # ASCII JSON: file names that are not UTF-8 (kept by Python as lone surrogates) round-trip.
+    data = {"version": VERSION, "files": [str(p.expanduser().absolute()) for p in files],
             "exchanges": [list(pair) for pair in assistant.context.exchanges()]}
-    target = path()
-    temporary = target.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        json.dump(data, out, ensure_ascii=False)
-    os.replace(temporary, target)
+    try:
+        target = path()
+        temporary = target.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as out:
+            json.dump(data, out)
+        os.replace(temporary, target)
+    except (OSError, ValueError) as exc:
+        log.warning("could not keep the conversation for `labeeb ask --continue`: %s", exc)
 
 
 def forget() -> None:
