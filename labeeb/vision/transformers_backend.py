@@ -194,7 +194,8 @@ class TransformersBackend:
                                frame_times=request.frame_times)
         prompt = self.processor.apply_chat_template(build_messages(layout), add_generation_prompt=True)
         if sizes and supported(self.processor.image_processor):
-            fast = FastImageProcessor(self.processor.image_processor)
+            engine_images = getattr(self.engine, "_fast_images", None)  # built once at load
+            fast = engine_images or FastImageProcessor(self.processor.image_processor)
             grids = [fast.grid(*limited_size(size, self.config.preprocess.max_size), split=request.split_images)
                      for size in sizes]
             info = {"rows": [[r for r, _ in grids]], "cols": [[c for _, c in grids]]}

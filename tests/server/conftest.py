@@ -44,23 +44,15 @@ cors_origins = ["http://allowed.example"]
 @pytest.fixture(scope="session")
 def secure(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabeebServer]:
     """A second server with an API key, remote images (allow-listed) and CORS turned on."""
-    srv = LabeebServer(tmp_path_factory.mktemp("secure"), tiny_model_dir, config=SECURE_CONFIG)
-    srv.start()
-    try:
+    with LabeebServer(tmp_path_factory.mktemp("secure"), tiny_model_dir, config=SECURE_CONFIG).running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="session")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabeebServer]:
     """One real server for most tests (no API key, default host 127.0.0.1)."""
-    srv = LabeebServer(tmp_path_factory.mktemp("server"), tiny_model_dir, config=MAIN_CONFIG)
-    srv.start()
-    try:
+    with LabeebServer(tmp_path_factory.mktemp("server"), tiny_model_dir, config=MAIN_CONFIG).running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

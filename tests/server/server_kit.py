@@ -152,6 +152,15 @@ class LabeebServer:
             time.sleep(0.25)
         raise TimeoutError(f"labeeb serve was not ready within {timeout:g} s:\n{self.log()}")
 
+    @contextmanager
+    def running(self) -> Iterator[LabeebServer]:
+        """Started (and ready) for the block, stopped after it: what a server fixture yields."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

@@ -117,12 +117,8 @@ enabled = false
 @pytest.fixture(scope="module")
 def roomy(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """A server with the default server limits: 8 images of 16,000,000 pixels, 16 waiting."""
-    srv = LabeebServer(tmp_path_factory.mktemp("roomy"), tiny_model_dir, config=DEFAULTS_CONFIG)
-    srv.start()
-    try:
+    with LabeebServer(tmp_path_factory.mktemp("roomy"), tiny_model_dir, config=DEFAULTS_CONFIG).running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def big_pngs(count: int, seed: int) -> list[str]:

@@ -43,12 +43,8 @@ def descriptor_limit(soft: int) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def guarded(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabeebServer]:
-    srv = LabeebServer(tmp_path_factory.mktemp("guarded"), tiny_model_dir, config=CONFIG)
-    srv.start()
-    try:
+    with LabeebServer(tmp_path_factory.mktemp("guarded"), tiny_model_dir, config=CONFIG).running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> tuple[float, bytes]:

@@ -19,13 +19,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def mlx_server(tiny_model_dir, tmp_path_factory) -> Iterator[LabeebServer]:
-    srv = LabeebServer(tmp_path_factory.mktemp("mlx-server"), tiny_model_dir,
-                       config="[vision.cache]\nenabled = false\n", env={"LABEEB_VISION__BACKEND": "mlx"})
-    srv.start()
-    try:
+    with LabeebServer(tmp_path_factory.mktemp("mlx-server"), tiny_model_dir,
+                      config="[vision.cache]\nenabled = false\n", env={"LABEEB_VISION__BACKEND": "mlx"}).running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def test_streams_an_answer_about_an_image_with_usage(mlx_server):

@@ -52,13 +52,9 @@ def display() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def screen_server(display: str, tiny_model_dir: Path, tmp_path_factory) -> Iterator[LabeebServer]:
-    srv = LabeebServer(tmp_path_factory.mktemp("screen-server"), tiny_model_dir, config=SCREEN_CONFIG,
-                       env={"DISPLAY": display})
-    srv.start()
-    try:
+    with LabeebServer(tmp_path_factory.mktemp("screen-server"), tiny_model_dir, config=SCREEN_CONFIG,
+                      env={"DISPLAY": display}).running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def test_screenshot_endpoint_returns_the_redacted_screen(screen_server):
