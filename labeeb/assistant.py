@@ -9,12 +9,12 @@ import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Callable
 
-from labeeb.context import Conversation
 from labeeb.guard import ThreadWatch, skill_thread_name
 from labeeb.host import PluginHost
 from labeeb.isolation import describe
 from labeeb.messages import Command, Reply, Timings, Usage, UserError
 from labeeb.router import Route, Router
+from labeeb.session import Session
 from labeeb.skills import Request, Skill
 from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError
 from labeeb.vision.processor import VisionProcessor, shared_processor
@@ -35,10 +35,16 @@ class Assistant:
             host = PluginHost(settings.plugins)
             host.load_entrypoints()
         self.host = host
-        self.context = Conversation(settings.context.max_images, settings.context.max_exchanges)
+        #: The session of front ends that keep one conversation (the terminal chat, the voice
+        #: loop, ``labeeb ask``); the server passes one per conversation instead.
+        self.session = self.new_session()
         self._router: Router | None = None
         self._vision: VisionProcessor | None = None
         self._started = False
+
+    def new_session(self) -> Session:
+        """An empty session sized by the ``[context]`` settings."""
+        return Session(self.settings.context.max_images, self.settings.context.max_exchanges)
 
     # -- parts, built on first use ---------------------------------------------------------
 
@@ -79,33 +85,39 @@ class Assistant:
         ``arrived`` is set."""
         self.host.command_coming(self, arrived)
 
-    def route(self, text: str, command: Command | None = None) -> Route:
-        """Route ``text``; with the ``command``, skills whose ``applies`` says no are skipped."""
+    def route(self, text: str, command: Command | None = None, session: Session | None = None) -> Route:
+        """Route ``text``; with the ``command``, skills whose ``applies`` says no are skipped,
+        and a follow-up about the picture the ``session`` is on stays with it (only a skill's
+        pattern, such as "yes" to a confirmation, takes it elsewhere)."""
         command = command or Command(text)
+        session = session or self.session
 
         def available(skill: Skill) -> bool:
             if skill.applies is None:
                 return True
             try:
-                return bool(skill.applies(command, self))
+                return bool(skill.applies(command, session))
             except Exception as exc:  # a broken condition must not break routing
                 log.warning("skill %s: applies() failed: %s", skill.qualified_name, describe(exc))
                 return False
 
-        return self.router.route(text, available)
+        follow_up = "a follow-up about the attached picture" if session.follows_picture(command) else None
+        return self.router.route(text, available, patterns_only=follow_up)
 
     def stream(
         self,
         command: Command,
+        session: Session | None = None,
         cancel: threading.Event | None = None,
         remember: bool = True,
         route: Route | None = None,
     ) -> ReplyStream:
         """Route ``command`` (unless ``route`` says where it goes) and run its skill in
-        isolation: iterate the result for the answer's text chunks; its ``reply`` (plugin,
-        skill, usage, timings, data) is final when the iteration ends."""
+        isolation, in ``session`` (default: :attr:`session`): iterate the result for the
+        answer's text chunks; its ``reply`` (plugin, skill, usage, timings, data) is final when
+        the iteration ends."""
         cancel = cancel or threading.Event()
-        return ReplyStream(self._answer(command, cancel, remember, route), cancel)
+        return ReplyStream(self._answer(command, session or self.session, cancel, remember, route), cancel)
 
     def handle(
         self,
@@ -113,9 +125,10 @@ class Assistant:
         on_chunk: ChunkCallback | None = None,
         cancel: threading.Event | None = None,
         remember: bool = True,
+        session: Session | None = None,
     ) -> Reply:
         """:meth:`stream`, with each chunk handed to ``on_chunk``; the finished Reply."""
-        stream = self.stream(command, cancel, remember)
+        stream = self.stream(command, session, cancel, remember)
         try:
             for chunk in stream:
                 if on_chunk is not None:
@@ -124,24 +137,25 @@ class Assistant:
             return stream.stop()
         return stream.result()
 
-    def _answer(self, command: Command, cancel: threading.Event, remember: bool,
+    def _answer(self, command: Command, session: Session, cancel: threading.Event, remember: bool,
                 route: Route | None) -> Generator[str, None, Reply]:
         self.start()
         started = time.perf_counter()
-        route = route or self.route(command.text, command)
+        route = route or self.route(command.text, command, session)
         routed = time.perf_counter() - started
         if command.images:
-            self.context.set_images(command.images)
+            session.set_images(command.images)
         skill = route.skill
-        request = Request(command=command, skill=skill, assistant=self, cancel=cancel)
+        request = Request(command=command, skill=skill, assistant=self, session=session, cancel=cancel)
         try:
             text = yield from self._run_skill(request)
-            reply = Reply(text=text, plugin=skill.plugin, skill=skill.name)
+            reply = Reply(text=text, plugin=skill.plugin, skill=skill.name, data=dict(request.data))
             if request.cancelled or cancel.is_set():
                 reply.data["cancelled"] = True
         except _SkillReply as wrapped:
             reply = wrapped.reply
             reply.plugin, reply.skill = reply.plugin or skill.plugin, reply.skill or skill.name
+            reply.data = {**request.data, **reply.data}
         except UserError as exc:
             reply = self._error(skill.plugin, skill.name, str(exc), "invalid_request")
         except ModelUnavailableError as exc:
@@ -159,7 +173,7 @@ class Assistant:
         self._account(reply, request, started, routed)
         reply = self.host.process_reply(reply, command)
         if remember and not reply.error and not reply.data.get("context_cleared"):
-            self.context.add_exchange(command.text, reply.text)
+            session.add_exchange(command.text, reply.text)
         return reply
 
     @staticmethod

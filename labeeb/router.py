@@ -36,11 +36,15 @@ class Route:
     score: float
     scores: list[Score]
     fallback: bool
+    #: Why only patterns were scored (a follow-up about the attached picture), if they were.
+    patterns_only: str | None = None
 
     def explain(self) -> str:
         lines = [f"{'skill':32} {'score':>6}  best match"]
         lines += [f"{s.skill:32} {s.score:6.1f}  {s.matched}" for s in self.scores]
-        how = "fallback (nothing reached the threshold)" if self.fallback else "best score"
+        how = "best score"
+        if self.fallback:
+            how = f"fallback ({self.patterns_only or 'nothing reached the threshold'})"
         lines.append(f"-> {self.skill.qualified_name} ({how})")
         return "\n".join(lines)
 
@@ -81,7 +85,9 @@ class Router:
     def fallback(self) -> Skill | None:
         return next((s for s in self.skills if s.fallback), None)
 
-    def scores(self, text: str, available: Callable[[Skill], bool] | None = None) -> list[Score]:
+    def scores(self, text: str, available: Callable[[Skill], bool] | None = None,
+               patterns_only: str | None = None) -> list[Score]:
+        """Each skill's score; with ``patterns_only`` (why), example phrases do not count."""
         query = normalise(text)
         out = []
         for skill in self.skills:
@@ -94,6 +100,9 @@ class Router:
             if pattern is not None:
                 out.append(Score(skill.qualified_name, 100.0, f"/{pattern}/", "pattern"))
                 continue
+            if patterns_only:
+                out.append(Score(skill.qualified_name, 0.0, f"({patterns_only}: only patterns count)"))
+                continue
             best = process.extractOne(query, skill.examples, scorer=phrase_score, processor=utils.default_process)
             if best is None:
                 out.append(Score(skill.qualified_name, 0.0, ""))
@@ -105,12 +114,14 @@ class Router:
         rank = {"exact": 0, "pattern": 1, "phrase": 2}
         return sorted(out, key=lambda s: (-s.score, rank[s.kind]))
 
-    def route(self, text: str, available: Callable[[Skill], bool] | None = None) -> Route:
-        """The skill for ``text``; ``available`` rules out skills that do not apply now."""
-        scores = self.scores(text, available)
+    def route(self, text: str, available: Callable[[Skill], bool] | None = None,
+              patterns_only: str | None = None) -> Route:
+        """The skill for ``text``; ``available`` rules out skills that do not apply now;
+        ``patterns_only`` (why) leaves example phrases out, e.g. for a follow-up about a picture."""
+        scores = self.scores(text, available, patterns_only)
         by_name = {s.qualified_name: s for s in self.skills}
         if scores and scores[0].score >= self.threshold:
-            return Route(by_name[scores[0].skill], scores[0].score, scores, fallback=False)
+            return Route(by_name[scores[0].skill], scores[0].score, scores, False, patterns_only)
         if self.fallback is None:
             raise NoSkillError(f"no skill matches {text!r} and no fallback skill is loaded")
-        return Route(self.fallback, scores[0].score if scores else 0.0, scores, fallback=True)
+        return Route(self.fallback, scores[0].score if scores else 0.0, scores, True, patterns_only)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import weakref
 from dataclasses import astuple
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -23,7 +22,7 @@ from labeeb.screen_geometry import Rect, ScreenTargetError, ScreenUnavailableErr
 
 __all__ = [
     "FrameScreen", "MssScreen", "Rect", "ScreenSource", "ScreenTargetError", "ScreenUnavailableError",
-    "Screenshot", "Target", "check_session", "grab_for_options", "open_screen", "recall", "remember",
+    "Screenshot", "Target", "check_session", "grab_for_options", "open_screen",
     "screen_options", "where",
 ]
 
@@ -31,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import ScreenConfig
+    from labeeb.session import Session
 
 NO_DISPLAY = (
     "I cannot see a screen: no display is set (DISPLAY is empty, as in an SSH session, a "
@@ -159,33 +159,19 @@ def grab_for_options(config: ScreenConfig | None, options: Mapping[str, Any]) ->
     return open_screen(config).grab(Target.from_options(options, config))
 
 
-def capture(assistant: Any, options: Mapping[str, Any] | None = None, images: list[Image] | tuple[Image, ...] = (),
-            **target: Any) -> Screenshot:
+def capture(config: ScreenConfig | None, session: Session, options: Mapping[str, Any] | None = None,
+            images: list[Image] | tuple[Image, ...] = (), **target: Any) -> Screenshot:
     """A screenshot for a skill: what ``options`` (``--monitor``/``--region``) or ``target`` ask
     for, reusing one of ``images`` if ``labeeb ask --screen`` already took exactly that.
 
-    It becomes the conversation's current image (follow-up questions are about it) and the
-    one "what changed?" compares with next.
+    It becomes the ``session``'s current picture (follow-up questions are about it) and the
+    one "what changed?" compares with next (``session.screenshot``).
     """
-    config = assistant.settings.screen
     wanted = Target.from_options(options or {}, config, **target)
     attached = (Screenshot.from_image(image) for image in images)
     shot = next((s for s in attached if s is not None and s.target == wanted), None)
     if shot is None:
         shot = open_screen(config).grab(wanted, windows=True)
-    remember(assistant, shot)
-    assistant.context.set_images([shot.image])
+    session.screenshot = shot
+    session.set_images([shot.image], source="screen")
     return shot
-
-
-# -- the latest screenshot per assistant, for "what changed?" ---------------------------------
-
-_latest: weakref.WeakKeyDictionary[Any, Screenshot] = weakref.WeakKeyDictionary()
-
-
-def remember(owner: Any, shot: Screenshot) -> None:
-    _latest[owner] = shot
-
-
-def recall(owner: Any) -> Screenshot | None:
-    return _latest.get(owner)

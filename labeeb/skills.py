@@ -11,8 +11,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.assistant import Assistant
-    from labeeb.context import Conversation
     from labeeb.messages import Command, Reply
+    from labeeb.session import Session
     from labeeb.vision.processor import VisionProcessor, VisionStream
 
 #: What a handler may return: a finished reply, plain text, or text chunks to stream.
@@ -35,9 +35,9 @@ class Skill:
     patterns: list[str] = field(default_factory=list)
     # The fallback skill answers whatever nothing else matched (one per assistant).
     fallback: bool = False
-    # When given, the skill is only considered if ``applies(command, assistant)`` is true,
+    # When given, the skill is only considered if ``applies(command, session)`` is true,
     # e.g. document questions only when a document is attached or being read.
-    applies: Callable[[Command, Assistant], bool] | None = None
+    applies: Callable[[Command, Session], bool] | None = None
     # Filled in by the host: the plugin that registered this skill.
     plugin: str = ""
 
@@ -64,7 +64,12 @@ class Request:
     command: Command
     skill: Skill
     assistant: Assistant
+    #: The conversation this command belongs to (see :class:`labeeb.session.Session`).
+    session: Session
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: Extras for the reply's ``data`` that a streaming handler (which returns text, not a
+    #: Reply) wants the reply to carry.
+    data: dict[str, Any] = field(default_factory=dict)
     # Vision calls made while handling this request, for usage and timings.
     vision_calls: list[VisionStream] = field(default_factory=list)
     # Seconds from the handler's start to its first streamed chunk (set by the assistant).
@@ -76,8 +81,14 @@ class Request:
         return self.command.text
 
     @property
-    def context(self) -> Conversation:
-        return self.assistant.context
+    def context(self) -> Session:
+        """The session under its earlier name (plugins written for Labeeb 0.1 use it)."""
+        return self.session
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """This plugin's own state in this session (see :meth:`Session.state`)."""
+        return self.session.state(self.skill.plugin)
 
     @property
     def vision(self) -> VisionProcessor:
@@ -85,7 +96,7 @@ class Request:
 
     def images(self) -> list[Image]:
         """The command's images, else the latest ones in the conversation."""
-        return list(self.command.images) or self.context.latest_images()
+        return list(self.command.images) or self.session.latest_images()
 
     def settings(self) -> dict[str, Any]:
         """This plugin's ``[plugins.settings.NAME]`` table from the config."""
@@ -128,7 +139,7 @@ class Request:
         stream = self.vision.stream(
             prompt,
             images,
-            history=self.context.exchanges(),
+            history=self.session.exchanges(),
             cancel=self.cancel,
             **options,
         )

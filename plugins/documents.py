@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import weakref
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from labeeb.hookspecs import hookimpl
@@ -26,10 +25,9 @@ from labeeb.vision.backend import ModelUnavailableError
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
-    from labeeb.assistant import Assistant
-    from labeeb.context import Conversation
-    from labeeb.messages import Command
     from labeeb.documents import Document, Page
+    from labeeb.messages import Command
+    from labeeb.session import Session
 
 #: What this plugin can reach (`labeeb plugins`): the documents and pictures you attach.
 REACHES: list[str] = ["files"]
@@ -39,9 +37,9 @@ REACHES: list[str] = ["files"]
 MAX_GROUNDING_CHARS = 6000
 NOT_HERE = "NOT ON THIS PAGE"
 
-# The document each conversation read last, and the images it left in the context: the
-# document counts as "still attached" while those images are the conversation's latest.
-_last_read: weakref.WeakKeyDictionary[Conversation, tuple[list[Path], list[int]]] = weakref.WeakKeyDictionary()
+#: Where this plugin keeps, in each session, the document read last and the images it left
+#: there: the document counts as "still attached" while those images are the session's latest.
+STATE = "documents"
 
 
 class NoDocumentError(UserError):
@@ -66,18 +64,21 @@ def _user_errors(handler: Callable[[Request], HandlerResult]) -> Callable[[Reque
 # -- which pages -------------------------------------------------------------------------
 
 
-def document_in_play(command: Command, assistant: Assistant) -> bool:
+def _still_read(session: Session) -> list[Path]:
+    """The files of the document read last, while the session is still on its pages."""
+    remembered = session.state(STATE).get("last_read")
+    if remembered and remembered[1] == [id(image) for image in session.latest_images()]:
+        return list(remembered[0])
+    return []
+
+
+def document_in_play(command: Command, session: Session) -> bool:
     """A PDF is attached, or the conversation is still on the document read last."""
     from labeeb.images import is_document
 
     if any(path.is_file() and is_document(path) for path in command.files):
         return True
-    remembered = _last_read.get(assistant.context)
-    return bool(
-        remembered
-        and not command.images
-        and remembered[1] == [id(image) for image in assistant.context.latest_images()]
-    )
+    return not command.images and bool(_still_read(session))
 
 
 def load_documents(request: Request) -> list[Document]:
@@ -88,15 +89,13 @@ def load_documents(request: Request) -> list[Document]:
     pages = command.options.get("pages") or pages_from_text(request.text)
     pages = str(pages) if pages else None
     files = [path for path in command.files if is_supported(path)]
-    remembered = _last_read.get(request.context)
-    if not files and not command.images and remembered:
-        paths, ids = remembered
-        if ids == [id(image) for image in request.context.latest_images()]:
-            files = paths
+    if not files and not command.images:
+        files = _still_read(request.session)
     if files:
         documents = [open_document(path, pages, config.max_pages, config.dpi) for path in files]
-        request.context.set_images([page.image for doc in documents for page in doc.pages])
-        _last_read[request.context] = (list(files), [id(image) for image in request.context.latest_images()])
+        session = request.session
+        session.set_images([page.image for doc in documents for page in doc.pages])
+        session.state(STATE)["last_read"] = (list(files), [id(image) for image in session.latest_images()])
         return documents
     images = request.images()
     if not images:

@@ -30,7 +30,7 @@ def help_text(request: Request) -> str:
 
 
 def forget(request: Request) -> Reply:
-    request.context.clear()
+    request.session.clear()
     request.vision.forget()  # the model's caches of what it saw, and cached answers
     # "context_cleared" keeps this exchange itself out of the fresh context.
     return Reply("Done: I forgot the images and the conversation so far.", data={"context_cleared": True})

@@ -14,9 +14,7 @@ command can never start another image command.
 from __future__ import annotations
 
 import re
-import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -27,8 +25,6 @@ from labeeb.vision.backend import VisionError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
-
-    from labeeb.context import Conversation
 
 #: What this plugin can reach (`labeeb plugins`): nothing itself; the command it reads is routed.
 REACHES: list[str] = []
@@ -68,10 +64,8 @@ class Pending:
     created: float = field(default_factory=time.monotonic)
 
 
-_pending: weakref.WeakKeyDictionary[Conversation, Pending] = weakref.WeakKeyDictionary()
-# Reply data for streamed answers, added by process_reply: id(command) -> data.
-_reply_data: dict[int, dict[str, Any]] = {}
-_lock = threading.Lock()
+#: The key of a command waiting for "yes" in this plugin's session state.
+PENDING = "pending"
 
 
 # -- reading the instruction -----------------------------------------------------------------
@@ -137,7 +131,7 @@ def follow(request: Request) -> HandlerResult:
         text, read_by, source_image = interpret(request, images)
     except NoInstructionError as exc:
         return Reply(str(exc), error=True)
-    route = request.assistant.route(text)
+    route = request.assistant.route(text, session=request.session)
     if route.skill.plugin == request.skill.plugin:
         return _refuse(f'the image says "{text}", which would start another image command')
     target = route.skill.qualified_name
@@ -147,7 +141,7 @@ def follow(request: Request) -> HandlerResult:
     if not read_only(text):
         ask = (f'{shown}\nThis does more than read or describe, so it needs your OK: '
                'say "yes" to run it, or "no" to cancel.')
-        _pending[request.context] = Pending(text, others, (request.text, ask))
+        request.state[PENDING] = Pending(text, others, (request.text, ask))
         return Reply(ask, data={**data, "needs_confirmation": True})
     return _run(request, text, others, shown, data)
 
@@ -158,20 +152,16 @@ def _refuse(why: str) -> Reply:
 
 def _run(request: Request, text: str, images: list[Image], shown: str, data: dict[str, Any]) -> Iterator[str]:
     """Show the command, then stream the answer of the skill it routes to."""
-    with _lock:
-        _reply_data[id(request.command)] = {**data, "needs_confirmation": False}
+    request.data.update(data, needs_confirmation=False)
     yield shown + "\n"
     command = Command(text=text, images=list(images), source="image", options={"from_image": True})
-    stream = request.assistant.stream(command, cancel=request.cancel, remember=False)
+    stream = request.assistant.stream(command, request.session, request.cancel, remember=False)
     streamed = False
     for chunk in stream:
         streamed = True
         yield chunk
     reply = stream.result()
-    with _lock:
-        _reply_data.get(id(request.command), {}).update(
-            result={"plugin": reply.plugin, "skill": reply.skill, "error": reply.error, "data": reply.data}
-        )
+    request.data["result"] = {"plugin": reply.plugin, "skill": reply.skill, "error": reply.error, "data": reply.data}
     if reply.error or not streamed:
         yield reply.text
 
@@ -179,36 +169,26 @@ def _run(request: Request, text: str, images: list[Image], shown: str, data: dic
 def confirm(request: Request) -> HandlerResult:
     if request.command.source == "image":
         return _refuse("a confirmation cannot come from an image")
-    pending = _pending.pop(request.context, None)
+    pending = request.state.pop(PENDING, None)
     timeout = float(request.settings().get("confirm_timeout", CONFIRM_TIMEOUT))
-    exchanges = request.context.exchanges()
+    exchanges = request.session.exchanges()
     if (
         pending is None
         or time.monotonic() - pending.created > timeout
         or (exchanges and exchanges[-1] != pending.asked)  # something else happened since
     ):
         return "There is no command from an image waiting for your confirmation."
-    target = request.assistant.route(pending.text).skill.qualified_name
+    target = request.assistant.route(pending.text, session=request.session).skill.qualified_name
     data = {"interpreted_command": pending.text, "routed_to": target, "confirmed": True}
     shown = f'Running the command from the image: "{pending.text}" -> {target}'
     return _run(request, pending.text, pending.images, shown, data)
 
 
 def cancel(request: Request) -> str:
-    pending = _pending.pop(request.context, None)
+    pending = request.state.pop(PENDING, None)
     if pending is None:
         return "There is nothing waiting to be cancelled."
     return f'Cancelled: I will not run "{pending.text}".'
-
-
-@hookimpl
-def process_reply(reply: Reply, command: Command) -> Reply | None:
-    with _lock:
-        data = _reply_data.pop(id(command), None)
-    if data is None:
-        return None
-    reply.data = {**data, **reply.data}
-    return reply
 
 
 @hookimpl

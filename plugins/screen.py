@@ -21,15 +21,13 @@ from labeeb.skills import HandlerResult, Request, Skill
 if TYPE_CHECKING:  # pragma: no cover
     from labeeb.messages import Command
     from labeeb.screen import Screenshot
+    from labeeb.session import Session
 
 #: What this plugin can reach (`labeeb plugins`): screenshots (the [screen] privacy settings apply).
 REACHES: list[str] = ["screen"]
 
 
 log = logging.getLogger("labeeb.screen")
-
-#: Where a handler leaves what it captured for ``process_reply`` (per command).
-CAPTURED = "screen.captured"
 
 # Questions about the screen that are not about changes or checks (visual feedback's).
 _NOT_FEEDBACK = r"^(?!.*\b(chang\w*|differen\w*|new|compar\w*|gone|still|disappear\w*|clos\w*|work(ed)?)\b)"
@@ -54,8 +52,9 @@ _SCREEN = r"(scre+a?n|sceen|scren|display|monitor|desktop)"
 def _capture(request: Request, **target: object) -> Screenshot:
     from labeeb.screen import capture
 
-    shot = capture(request.assistant, request.command.options, request.command.images, **target)
-    request.command.options[CAPTURED] = shot.to_dict()
+    shot = capture(request.assistant.settings.screen, request.session, request.command.options,
+                   request.command.images, **target)
+    request.data.setdefault("screenshot", shot.to_dict())  # what was captured, in the reply's data
     return shot
 
 
@@ -67,7 +66,7 @@ def attached_pictures(command: Command) -> list[Any]:
     return [image for image in command.images if Screenshot.from_image(image) is None]
 
 
-def live_screen_wanted(command: Command, assistant: Any) -> bool:
+def live_screen_wanted(command: Command, session: Session) -> bool:
     """no picture or document is attached (a question with one is about it, not the screen)"""
     return not command.files and not attached_pictures(command)
 
@@ -250,12 +249,3 @@ def _look(assistant: Any, arrived: threading.Event) -> None:
         log.debug("looked at %s while listening: %d tiles encoded", shot.label, tiles)
     except Exception as exc:  # no screen, no display: the question will say so if it comes
         log.debug("looking at the screen while listening failed: %s", exc)
-
-
-@hookimpl
-def process_reply(reply: Reply, command: Command) -> Reply | None:
-    captured = command.options.pop(CAPTURED, None)
-    if captured is not None and reply.plugin == "screen":
-        reply.data.setdefault("screenshot", captured)
-        return reply
-    return None

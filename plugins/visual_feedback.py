@@ -45,13 +45,13 @@ def _vision_for(request: Request) -> Callable[[str, list[Image]], str]:
 
 def _before_after(request: Request) -> tuple[Image, Image, Rect | None, Screenshot | None, Screenshot | None, str]:
     """(before, after, origin on screen, previous shot, new shot, what was compared)."""
-    from labeeb.screen import Screenshot, capture, recall
+    from labeeb.screen import Screenshot, capture
 
     given = [image for image in request.command.images if Screenshot.from_image(image) is None]
     if len(given) >= 2:
         return given[0], given[1], None, None, None, "between the two pictures"
     options = request.command.options
-    previous = recall(request.assistant)
+    previous = request.session.screenshot
     if given:  # one picture: compare it with the screen now
         target: dict[str, Any] = {}
         label = "since the picture you gave"
@@ -65,7 +65,7 @@ def _before_after(request: Request) -> tuple[Image, Image, Rect | None, Screensh
         label = f"since the last screenshot, taken {_ago(previous)}"
     else:
         target, label = {}, ""
-    now = capture(request.assistant, options, request.command.images, **target)
+    now = capture(request.assistant.settings.screen, request.session, options, request.command.images, **target)
     if given:
         return given[0], now.image, now.rect, None, now, label
     if previous is None:
@@ -116,12 +116,13 @@ _YES_NO = re.compile(r"^\W*(yes|no)\b[\s,.!:;-]*", re.IGNORECASE)
 def check(request: Request) -> Reply:
     """Yes/no about the screen now, with the evidence: what changed, which windows came and went."""
     from labeeb.changes import detect
-    from labeeb.screen import ScreenTargetError, ScreenUnavailableError, capture, recall
+    from labeeb.screen import ScreenTargetError, ScreenUnavailableError, capture
     from labeeb.vision.backend import ModelUnavailableError, VisionError
 
-    previous = recall(request.assistant)
+    previous = request.session.screenshot
     try:
-        now = capture(request.assistant, request.command.options, request.command.images)
+        now = capture(request.assistant.settings.screen, request.session, request.command.options,
+                      request.command.images)
     except (ScreenUnavailableError, ScreenTargetError) as exc:
         return Reply(str(exc), error=True)
     evidence: list[str] = []

@@ -39,7 +39,7 @@ def test_a_skill_asking_for_more_than_the_request_allows_is_capped():
     assistant = make_assistant(vision=fake)
     command = Command("x", generation=Generation(max_tokens=5))
     request = Request(command=command, skill=Skill("s", lambda r: "", "s"), assistant=assistant,
-                      cancel=threading.Event())
+                      session=assistant.session, cancel=threading.Event())
     assert request.command_generation({"max_new_tokens": 48})["max_new_tokens"] == 5
     assert request.command_generation({"max_new_tokens": 2})["max_new_tokens"] == 2
     assert request.command_generation({})["max_new_tokens"] == 5

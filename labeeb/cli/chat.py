@@ -92,7 +92,7 @@ def command(ctx: click.Context, images: tuple[str, ...], speak: bool = False) ->
                 echo(HELP)
                 continue
             if line == "/forget":
-                assistant.context.clear()
+                assistant.session.clear()
                 pending.clear()
                 echo("(forgot the images and the conversation)")
                 continue

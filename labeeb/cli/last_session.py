@@ -44,7 +44,7 @@ def resume(assistant: Any) -> tuple[list[Any], list[Path]]:
     except ImageError as exc:
         raise ValueError(f"the last conversation's attachment is gone or unreadable: {exc}") from None
     for user, answer in saved.get("exchanges", []):
-        assistant.context.add_exchange(str(user), str(answer))
+        assistant.session.add_exchange(str(user), str(answer))
     return images, files
 
 
@@ -56,7 +56,7 @@ def save(assistant: Any, files: list[Path]) -> None:
     """
     # ASCII JSON: file names that are not UTF-8 (kept by Python as lone surrogates) round-trip.
     data = {"version": VERSION, "files": [str(p.expanduser().absolute()) for p in files],
-            "exchanges": [list(pair) for pair in assistant.context.exchanges()]}
+            "exchanges": [list(pair) for pair in assistant.session.exchanges()]}
     try:
         target = path()
         temporary = target.with_suffix(".tmp")

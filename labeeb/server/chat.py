@@ -4,36 +4,34 @@ Two models answer. ``labeeb`` goes through the router and the plugins, exactly l
 typed command (so "what's on my screen?" reaches the screen plugin when the server lets
 clients see the screen). The vision model's own id talks to the model directly.
 
-Each request carries its whole conversation, so the assistant's shared conversation is
-swapped for one built from the request's messages while the request runs: clients never
-see each other's images or questions. The swap is safe because the queue runs one job at
-a time. A request naming its conversation (``X-Labeeb-Session``) gets that conversation's
-object back, refilled from its messages, so what plugins keep for it (a confirmation that
-waits for "yes") carries over to its next request.
+Each request carries its whole conversation, so it runs in a session (labeeb.session)
+filled from the request's messages: clients never see each other's images or questions. A
+request naming its conversation (``X-Labeeb-Session``) gets that conversation's session
+back, refilled from its messages, so what plugins keep for it (a confirmation that waits
+for "yes") carries over to its next request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from labeeb.context import Conversation
 from labeeb.lru import LRU
 from labeeb.messages import Command, Generation, Reply
 from labeeb.messages import Usage as LabeebUsage
 from labeeb.server import schemas
-from labeeb.server.errors import ApiError, error_body
+from labeeb.server.errors import ApiError, error_body, reply_error, to_api_error
+from labeeb.server.jobs import next_event
 from labeeb.server.images import ImagePolicy
 from labeeb.server.queue import Job, WorkQueue
 from labeeb.server.turns import StopCutter, Turn, parse_turn
-from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError, VisionRequest, model_identity
+from labeeb.session import Session
+from labeeb.vision.backend import ContextLengthError, VisionRequest, model_identity
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import Request
@@ -47,10 +45,6 @@ log = logging.getLogger("labeeb.server")
 LABEEB_MODEL = "labeeb"
 #: Plugins that look at this machine's screen; clients reach them only with server.allow_screen.
 SCREEN_PLUGINS = ("screen", "visual_feedback")
-#: A failed reply's ``error_code`` (see labeeb.messages.Reply) -> the HTTP status it gets.
-REPLY_ERROR_STATUS = {"invalid_request": 400, "context_length_exceeded": 400, "model_unavailable": 503}
-#: Seconds between checks that a waiting client is still connected.
-DISCONNECT_POLL = 0.25
 #: The header that names a conversation, so what a plugin keeps for it (an image command
 #: waiting for "yes") carries over to the conversation's next request. Without it, each
 #: request stands alone.
@@ -64,21 +58,6 @@ class Outcome:
     text: str
     usage: schemas.Usage
     finish_reason: schemas.FinishReason
-
-
-def to_api_error(exc: BaseException) -> ApiError:
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, ModelUnavailableError):
-        return ApiError(503, str(exc), "model_unavailable")
-    if isinstance(exc, ContextLengthError):
-        return ApiError(400, str(exc), "context_length_exceeded", "messages")
-    if isinstance(exc, VisionError):
-        return ApiError(500, str(exc), "vision_error")
-    if isinstance(exc, asyncio.CancelledError):
-        return ApiError(400, "the request was cancelled", "cancelled")
-    log.error("chat completion failed", exc_info=exc)
-    return ApiError(500, "internal server error; the details are in the server's log", "internal_error")
 
 
 class ChatService:
@@ -95,7 +74,7 @@ class ChatService:
         # Routes with every plugin present, to refuse screen questions clearly when the
         # screen plugins are not loaded in this server.
         self.screen_router = screen_router
-        self.sessions = LRU(MAX_SESSIONS)  # conversation id -> its Conversation
+        self.sessions = LRU(MAX_SESSIONS)  # conversation id -> its Session
         self.policy = ImagePolicy(
             max_pixels=config.max_image_pixels,
             max_bytes=int(config.max_body_mb * 1024 * 1024),
@@ -276,24 +255,23 @@ class ChatService:
                                                          options={"model": body.model}))
         return Outcome(cutter.text, usage, finish)
 
-    def _conversation_for(self, session: str | None) -> Conversation:
-        """The named conversation (the same object every request, so plugins' state for it
-        carries over), or a new one for a request that names none."""
-        settings = self.assistant.settings.context
-        conversation = self.sessions.get_fresh(session) if session is not None else None
-        if conversation is None:
-            conversation = Conversation(settings.max_images, settings.max_exchanges)
-            if session is not None:
-                self.sessions.put(session, conversation)
-        conversation.clear()  # the request's messages are the conversation's text and pictures
-        return conversation
+    def _session_for(self, name: str | None) -> Session:
+        """The named conversation's session (the same object every request, so what plugins
+        keep for it carries over), or a new one for a request that names none."""
+        session = self.sessions.get_fresh(name) if name is not None else None
+        if session is None:
+            session = self.assistant.new_session()
+            if name is not None:
+                self.sessions.put(name, session)
+        session.clear()  # the request's messages are the conversation's text and pictures
+        return session
 
     def _through_plugins(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job,
                          session: str | None = None) -> Outcome:
         cutter = StopCutter(body.stop_list())
         streamed = False
         images, earlier_images = turn.decoded()  # in the model's slot: one request's pixels at a time
-        conversation = self._conversation_for(session)
+        conversation = self._session_for(session)
         conversation.set_images(earlier_images)
         for user, answer in turn.history:
             conversation.add_exchange(user, answer)
@@ -301,18 +279,15 @@ class ChatService:
         generation = Generation(max_tokens=body.token_limit(), temperature=body.temperature,
                                 top_p=body.top_p, seed=body.seed)
         command = Command(text=turn.text, images=images, source="api", options=options, generation=generation)
-        with self._conversation(conversation):
-            stream = self.assistant.stream(command, cancel=job.cancel)
-            for piece in stream:
-                streamed = True
-                self._emit(job, cutter.feed(piece))
-                if cutter.stopped:
-                    job.cancel.set()
-            reply = stream.result()
+        stream = self.assistant.stream(command, conversation, job.cancel)
+        for piece in stream:
+            streamed = True
+            self._emit(job, cutter.feed(piece))
+            if cutter.stopped:
+                job.cancel.set()
+        reply = stream.result()
         if reply.error:
-            code = reply.data.get("error_code") or ("model_unavailable" if reply.data.get("model_unavailable")
-                                                    else "plugin_error")
-            raise ApiError(REPLY_ERROR_STATUS.get(code, 500), reply.text, code)
+            raise reply_error(reply.text, reply.data)
         if not streamed:  # the skill returned a finished Reply
             self._emit(job, cutter.feed(reply.text))
         self._emit(job, cutter.flush())
@@ -327,23 +302,3 @@ class ChatService:
     def _emit(job: Job, text: str) -> None:
         if text:
             job.emit("chunk", text)
-
-    @contextmanager
-    def _conversation(self, conversation: Conversation) -> Iterator[None]:
-        saved, self.assistant.context = self.assistant.context, conversation
-        try:
-            yield
-        finally:
-            self.assistant.context = saved
-
-
-
-async def next_event(job: Job, request: Request) -> tuple[str, Any]:
-    """The job's next event; a client that goes away meanwhile stops the job and frees its place."""
-    while True:
-        try:
-            return await asyncio.wait_for(job.next(), timeout=DISCONNECT_POLL)
-        except asyncio.TimeoutError:
-            if await request.is_disconnected():
-                job.stop()
-                raise ApiError(400, "the client disconnected", "cancelled") from None

@@ -10,6 +10,7 @@ with the right HTTP status, which is what the ``openai`` SDK and its users expec
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labeeb.server.queue import QueueFull
+from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI, Request
@@ -153,8 +155,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueueFull)
     async def _queue_full(request: Request, exc: QueueFull) -> JSONResponse:
-        return error_response(ApiError(429, f"{exc}; try again in {exc.retry_after} s", "queue_full",
-                                       headers={"Retry-After": str(exc.retry_after)}))
+        return error_response(to_api_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -183,3 +184,33 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(500, "internal server error; the details are in the server's log", "internal_error"),
             status_code=500,
         )
+
+
+#: A failed reply's ``error_code`` (see labeeb.messages.Reply) -> the HTTP status it gets.
+REPLY_ERROR_STATUS = {"invalid_request": 400, "context_length_exceeded": 400, "model_unavailable": 503}
+
+
+def reply_error(text: str, data: dict[str, Any]) -> ApiError:
+    """The API error for a failed :class:`labeeb.messages.Reply` (its text and data)."""
+    code = data.get("error_code") or ("model_unavailable" if data.get("model_unavailable") else "plugin_error")
+    return ApiError(REPLY_ERROR_STATUS.get(code, 500), text, code)
+
+
+def to_api_error(exc: BaseException) -> ApiError:
+    """What the client sees for any failure while answering; the one place exceptions become
+    HTTP statuses."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, QueueFull):
+        return ApiError(429, f"{exc}; try again in {exc.retry_after} s", "queue_full",
+                        headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, ModelUnavailableError):
+        return ApiError(503, str(exc), "model_unavailable")
+    if isinstance(exc, ContextLengthError):
+        return ApiError(400, str(exc), "context_length_exceeded", "messages")
+    if isinstance(exc, VisionError):
+        return ApiError(500, str(exc), "vision_error")
+    if isinstance(exc, asyncio.CancelledError):
+        return ApiError(400, "the request was cancelled", "cancelled")
+    log.error("answering failed", exc_info=exc)
+    return ApiError(500, "internal server error; the details are in the server's log", "internal_error")

@@ -7,7 +7,7 @@ import json
 import pytest
 from screen_kit import BACKGROUND
 
-from labeeb.screen import Rect, recall
+from labeeb.screen import Rect
 from labeeb.testing import FakeVision, make_assistant, run_command
 
 
@@ -34,11 +34,11 @@ def test_whats_on_my_screen_sends_a_fresh_screenshot(xserver, fake):
     assert "Describe this screenshot of my screen" in request.prompt
     assert reply.data["screenshot"]["rect"] == {"x": 0, "y": 0, "width": 1280, "height": 800}
     # the screenshot is now the conversation's image: a follow-up is about it
-    assert assistant.context.latest_images()[0].tobytes() == image.tobytes()
+    assert assistant.session.latest_images()[0].tobytes() == image.tobytes()
     follow = run_command(assistant, "and what colour is the background there?")
     assert follow.plugin == "general"
     assert fake.requests[1].images[0].tobytes() == image.tobytes()
-    assert recall(assistant) is not None
+    assert assistant.session.screenshot is not None
 
 
 def test_a_question_about_the_screen_is_asked_as_such(xserver, fake):
@@ -122,7 +122,7 @@ def test_private_windows_never_reach_the_model(xserver, fake, screen_settings):
     assert image.crop(other.rect.box).tobytes() == xserver.grab(other.rect).tobytes()
     assert image.getpixel((70, 50)) == BACKGROUND
     # the conversation (and so any later skill or cache) only ever has the redacted pixels
-    assert black(assistant.context.latest_images()[0].crop(bank.rect.box))
+    assert black(assistant.session.latest_images()[0].crop(bank.rect.box))
     # a wholly private target is refused without asking the model
     xserver.activate(bank)
     reply = run_command(assistant, "describe the active window")
