@@ -155,6 +155,11 @@ class Transcriber:
             segments, info = self.load(device="cpu").transcribe(audio, **options)
             return list(segments), info
 
+    def decode(self, audio: np.ndarray, **options: Any) -> tuple[list[Any], Any]:
+        """faster-whisper's segments (all decoded) and info for ``audio`` with these
+        ``WhisperModel.transcribe`` options; a CUDA that fails falls back to the CPU."""
+        return self._decode(audio, **options)
+
     def transcribe(self, samples: np.ndarray, hotwords: str | None = None) -> Transcript:
         """What was said in ``samples`` (16 kHz mono float32); empty text for silence or noise."""
         duration = len(samples) / SAMPLE_RATE
