@@ -54,7 +54,7 @@ SPEECH_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
 
 @router.post("/v1/audio/transcriptions", responses=TRANSCRIPT_RESPONSES)
 async def create_transcription(request: Request, form: Annotated[schemas.TranscriptionForm, Form()],
-                         state: ServerState = Depends(server_state)) -> Any:
+                               state: ServerState = Depends(server_state)) -> Any:
     whisper = transcription.from_form(form)
     return await _whisper(request, state, await form.file.read(), whisper)
 
@@ -103,7 +103,7 @@ async def _whisper(request: Request, state: ServerState, data: bytes, whisper: t
 
 @router.post("/v1/audio/speech", response_class=Response, responses=SPEECH_RESPONSES)
 async def create_speech(body: schemas.SpeechRequest, request: Request,
-                       state: ServerState = Depends(server_state)) -> Response:
+                        state: ServerState = Depends(server_state)) -> Response:
     speech.check(body)
     settings = state.assistant.settings
     media = content_type(body.response_format)
