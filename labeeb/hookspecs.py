@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import click
 
-    from labeeb.assistant import Assistant
+    from labeeb.plugin_api import AssistantView
     from labeeb.messages import Command, Reply
     from labeeb.skills import Skill
     from labeeb.vision.backend import BackendFactory
@@ -53,7 +53,7 @@ def register_vision_backends(register: Callable[[str, BackendFactory], None]) ->
 
 
 @hookspec
-def labeeb_startup(assistant: Assistant) -> None:
+def labeeb_startup(assistant: AssistantView) -> None:
     """Called once after all plugins are loaded, before the first command.
 
     :param assistant: the running assistant (config, router, vision processor).
@@ -61,7 +61,7 @@ def labeeb_startup(assistant: Assistant) -> None:
 
 
 @hookspec
-def labeeb_shutdown(assistant: Assistant) -> None:
+def labeeb_shutdown(assistant: AssistantView) -> None:
     """Called once when the assistant stops; release what ``labeeb_startup`` took.
 
     :param assistant: the running assistant.
@@ -69,7 +69,7 @@ def labeeb_shutdown(assistant: Assistant) -> None:
 
 
 @hookspec
-def command_coming(assistant: Assistant, arrived: threading.Event) -> None:
+def command_coming(assistant: AssistantView, arrived: threading.Event) -> None:
     """A command is on its way but its words are not known yet: the user started speaking,
     or (with ``listen.prepare_while_idle``) Labeeb has listened that many seconds to silence.
 

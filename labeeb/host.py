@@ -12,7 +12,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pluggy
 
@@ -25,9 +25,9 @@ from labeeb.skills import Skill
 if TYPE_CHECKING:  # pragma: no cover
     import click
 
-    from labeeb.assistant import Assistant
     from labeeb.config import PluginsConfig
     from labeeb.messages import Command
+    from labeeb.plugin_api import AssistantView
     from labeeb.vision.backend import BackendFactory
 
 log = logging.getLogger("labeeb.plugins")
@@ -159,45 +159,46 @@ class PluginHost:
     def failed(self) -> list[PluginInfo]:
         return [info for info in self.infos.values() if info.status == "failed"]
 
-    # -- calling hooks, one implementation at a time -------------------------------------
+    # -- calling hooks: one mechanism, each implementation on its own ----------------------
 
-    def _each(self, hook_name: str, timeout: float | None = None, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation of a hook in isolation: (plugin name, result) pairs."""
-        caller = getattr(self.pm.hook, hook_name)
-        results = []
+    def _calls(self, hook_name: str, arguments: Callable[[str], dict[str, Any]],
+               disable: bool = True) -> Iterator[tuple[str, Any]]:
+        """Call every implementation of ``hook_name`` in registration order, in isolation and
+        with a timeout: yield (plugin name, result) for each call that worked.
+
+        ``arguments(plugin name)`` gives the keyword arguments (asked per call, so a hook that
+        threads a value through, as ``process_reply`` does, passes the latest). A call that
+        raises or times out disables its plugin (``disable``) or is only logged.
+        """
         # pluggy calls the last registered first; keep registration order instead.
-        for impl in list(caller.get_hookimpls()):
-            args = {k: v for k, v in kwargs.items() if k in impl.argnames}
+        for impl in list(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            kwargs = {k: v for k, v in arguments(impl.plugin_name).items() if k in impl.argnames}
             try:
-                value = call_with_timeout(
-                    impl.function, timeout or self.settings.hook_timeout, name=impl.plugin_name, **args
-                )
-            except PluginTimeout as exc:
-                self._fail(impl.plugin_name, f"hook {hook_name} {exc}")
-                continue
+                value = call_with_timeout(impl.function, self.settings.hook_timeout,
+                                          name=impl.plugin_name, **kwargs)
             except Exception as exc:
-                self._fail(impl.plugin_name, f"hook {hook_name} raised {describe(exc)}")
+                why = f"{exc}" if isinstance(exc, PluginTimeout) else f"raised {describe(exc)}"
+                if disable:
+                    self._fail(impl.plugin_name, f"hook {hook_name} {why}")
+                else:
+                    log.warning("plugin %r %s %s; it stays loaded", impl.plugin_name, hook_name, why)
                 continue
-            results.append((impl.plugin_name, value))
-        return results
+            yield impl.plugin_name, value
 
     def _collect(self, hook_name: str, check: Callable[[tuple[Any, ...]], None]) -> list[tuple[str, tuple[Any, ...]]]:
         """Run a ``register(...)``-style hook; keep a plugin's items only if all were valid."""
-        collected: list[tuple[str, tuple[Any, ...]]] = []
-        for impl in list(getattr(self.pm.hook, hook_name).get_hookimpls()):
-            items: list[tuple[Any, ...]] = []
+        items: dict[str, list[tuple[Any, ...]]] = {}
 
-            def register(*item: Any, _items: list[tuple[Any, ...]] = items) -> None:
+        def arguments(plugin: str) -> dict[str, Any]:
+            mine = items.setdefault(plugin, [])
+
+            def register(*item: Any) -> None:
                 check(item)
-                _items.append(item)
+                mine.append(item)
 
-            try:
-                call_with_timeout(impl.function, self.settings.hook_timeout, register, name=impl.plugin_name)
-            except Exception as exc:
-                self._fail(impl.plugin_name, f"hook {hook_name} raised {describe(exc)}")
-                continue
-            collected += [(impl.plugin_name, item) for item in items]
-        return collected
+            return {"register": register}
+
+        return [(plugin, item) for plugin, _ in list(self._calls(hook_name, arguments)) for item in items[plugin]]
 
     # -- the typed facade ------------------------------------------------------------------
 
@@ -237,41 +238,32 @@ class PluginHost:
         return self._backends
 
     def add_commands(self, cli: click.Group) -> None:
-        self._each("register_commands", cli=cli)
+        for _ in self._calls("register_commands", lambda plugin: {"cli": cli}):
+            pass
 
-    def startup(self, assistant: Assistant) -> None:
-        self._each("labeeb_startup", assistant=assistant)
+    def startup(self, assistant: AssistantView) -> None:
+        for _ in self._calls("labeeb_startup", lambda plugin: {"assistant": assistant}):
+            pass
 
-    def shutdown(self, assistant: Assistant) -> None:
-        self._each("labeeb_shutdown", assistant=assistant)
+    def shutdown(self, assistant: AssistantView) -> None:
+        for _ in self._calls("labeeb_shutdown", lambda plugin: {"assistant": assistant}):
+            pass
 
-    def command_coming(self, assistant: Assistant, arrived: threading.Event) -> None:
+    def command_coming(self, assistant: AssistantView, arrived: threading.Event) -> None:
         """Tell plugins a command is coming; one that fails here is logged, not disabled
         (the command itself has not been affected)."""
-        for impl in list(self.pm.hook.command_coming.get_hookimpls()):
-            try:
-                call_with_timeout(impl.function, self.settings.hook_timeout, assistant=assistant, arrived=arrived,
-                                  name=impl.plugin_name)
-            except Exception as exc:
-                log.warning("plugin %r command_coming failed: %s", impl.plugin_name, describe(exc))
+        arguments = {"assistant": assistant, "arrived": arrived}
+        for _ in self._calls("command_coming", lambda plugin: arguments, disable=False):
+            pass
 
     def process_reply(self, reply: Reply, command: Command) -> Reply:
-        for impl in list(self.pm.hook.process_reply.get_hookimpls()):
-            try:
-                value = call_with_timeout(
-                    impl.function, self.settings.hook_timeout, reply=reply, command=command,
-                    name=impl.plugin_name,
-                )
-            except Exception as exc:
-                log.warning("plugin %r process_reply failed (%s); reply kept", impl.plugin_name, describe(exc))
-                continue
-            if value is None:
-                continue
-            if not isinstance(value, Reply):
-                log.warning(
-                    "plugin %r process_reply returned %s, not a Reply or None; ignored",
-                    impl.plugin_name, type(value).__name__,
-                )
-                continue
-            reply = value
+        """Each plugin's ``process_reply`` in turn, each seeing the reply the one before made;
+        one that fails or returns something else keeps the reply as it was."""
+        for plugin, value in self._calls("process_reply", lambda plugin: {"reply": reply, "command": command},
+                                         disable=False):
+            if isinstance(value, Reply):
+                reply = value
+            elif value is not None:
+                log.warning("plugin %r process_reply returned %s, not a Reply or None; ignored",
+                            plugin, type(value).__name__)
         return reply

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
-    from labeeb.assistant import Assistant
+    from labeeb.plugin_api import AssistantView
     from labeeb.messages import Command, Reply
     from labeeb.session import Session
     from labeeb.vision.processor import VisionProcessor, VisionStream
@@ -63,7 +63,7 @@ class Request:
 
     command: Command
     skill: Skill
-    assistant: Assistant
+    assistant: AssistantView
     #: The conversation this command belongs to (see :class:`labeeb.session.Session`).
     session: Session
     cancel: threading.Event = field(default_factory=threading.Event)

@@ -21,7 +21,7 @@ import click
 from labeeb.hookspecs import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
-    from labeeb.assistant import Assistant
+    from labeeb.plugin_api import AssistantView
     from labeeb.history import HistoryStore
     from labeeb.messages import Command, Reply
 
@@ -56,7 +56,7 @@ def close() -> None:
 
 
 @hookimpl
-def labeeb_startup(assistant: Assistant) -> None:
+def labeeb_startup(assistant: AssistantView) -> None:
     global _store, _users
     from labeeb.history import HistoryError, HistoryStore, path_for
     from labeeb.redact import Redactor, protect_logs
@@ -81,7 +81,7 @@ def labeeb_startup(assistant: Assistant) -> None:
 
 
 @hookimpl
-def labeeb_shutdown(assistant: Assistant) -> None:
+def labeeb_shutdown(assistant: AssistantView) -> None:
     global _store, _users
     if not assistant.settings.history.enabled:
         return

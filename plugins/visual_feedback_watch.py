@@ -25,6 +25,21 @@ def announce(event: WatchEvent, vision: Callable[[str, list[Image]], str] | None
     return explain_changes(event.report, before.image, after.image, after.rect, vision, after)
 
 
+def _describer(app: Any) -> Callable[[str, list[Any]], str] | None:
+    """What ``announce`` asks the vision model with: one sentence about a change."""
+    from labeeb_plugins.visual_feedback_explain import sentence_tokens
+
+    def model(prompt: str, images: list[Any]) -> str:
+        return app.assistant.vision.generate(prompt, images, max_new_tokens=sentence_tokens(app.loaded.settings)).text
+
+    return model
+
+
+def _trouble(error: Exception | None) -> None:
+    message = "screen capture works again" if error is None else f"screen capture failed, still watching: {error}"
+    click.echo(f"labeeb: {message}", err=True)
+
+
 @click.command("watch")
 @click.option("--interval", type=click.FloatRange(min=0.05, max=3600),
               help="Seconds between screenshots (default: screen.watch_interval).")
@@ -51,8 +66,6 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
       labeeb watch --speak                 # say each change aloud too
       labeeb watch --interval 1 --region 0,0,800,600 --no-describe
     """
-    from labeeb_plugins.visual_feedback_explain import sentence_tokens
-
     from labeeb.changes import watch_screen
     from labeeb.cli.app import fail, get_app, settings_or_exit
     from labeeb.screen import ScreenTargetError, ScreenUnavailableError, Target, open_screen, screen_options
@@ -61,24 +74,17 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
     config = settings_or_exit(app).screen
     every = interval or config.watch_interval
 
-    def model(prompt: str, images: list[Any]) -> str:
-        return app.assistant.vision.generate(prompt, images, max_new_tokens=sentence_tokens(app.loaded.settings)).text
-
-    vision: Callable[[str, list[Any]], str] | None = model if describe else None
+    vision = _describer(app) if describe else None
 
     def started(shot: Any) -> None:
         click.echo(f"Watching {shot.label} every {every:g} s; press Ctrl-C to stop.", err=True)
-
-    def trouble(error: Exception | None) -> None:
-        message = "screen capture works again" if error is None else f"screen capture failed, still watching: {error}"
-        click.echo(f"labeeb: {message}", err=True)
 
     speaker = _speaker(app, speak_to) if speak or speak_to else None
     announced = 0
     try:
         options = screen_options(monitor, region) if monitor is not None or region else {}
         target = Target.from_options(options, config)
-        for event in watch_screen(open_screen(config), target, config, every, on_start=started, on_trouble=trouble):
+        for event in watch_screen(open_screen(config), target, config, every, on_start=started, on_trouble=_trouble):
             text, failed = announce(event, vision)
             if failed and vision is not None:
                 vision = None

@@ -195,6 +195,20 @@ def _reopen(open_source: Callable[[], Any], wait: float = 2.0, sleep: Callable[[
             sleep(wait)
 
 
+def _list_devices() -> None:
+    from labeeb.cli.app import fail
+    from labeeb.voice.audio import input_devices
+
+    try:
+        devices = input_devices()
+    except (ImportError, OSError) as exc:
+        fail(f"cannot list audio devices: {exc}")
+    for index, name in devices:
+        click.echo(f"[{index}] {name}")
+    if not devices:
+        click.echo("no microphone found", err=True)
+
+
 @click.command("listen")
 @click.option("--from-file", "from_file", type=click.Path(dir_okay=False), help="Run one turn from a WAV/FLAC file instead of the microphone.")
 @click.option("--json", "as_json", is_flag=True, help="Print each turn as one JSON object (transcript, text, plugin, skill, timings).")
@@ -223,16 +237,7 @@ def listen(ctx: click.Context, from_file: str | None, as_json: bool, speak: bool
     from labeeb.cli.app import fail, get_app
 
     if list_devices:
-        from labeeb.voice.audio import input_devices
-
-        try:
-            devices = input_devices()
-        except (ImportError, OSError) as exc:
-            fail(f"cannot list audio devices: {exc}")
-        for index, name in devices:
-            click.echo(f"[{index}] {name}")
-        if not devices:
-            click.echo("no microphone found", err=True)
+        _list_devices()
         return
     app = get_app(ctx)
     settings = app.loaded.settings.model_copy(deep=True)

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from labeeb.config import ConfigError, Settings, load_config
+from labeeb.config import ConfigError, Settings
+from labeeb.config_sources import load_config
 
 if sys.version_info >= (3, 11):
     import tomllib

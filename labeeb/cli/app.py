@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from labeeb.config import ConfigError, LoadedConfig, load_config
+from labeeb.config import ConfigError
+from labeeb.config_sources import LoadedConfig, load_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from labeeb.assistant import Assistant

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -46,7 +47,6 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
       labeeb ask --screen "how do I fix this?"
       labeeb ask --continue "and what is the date on it?"
     """
-    from labeeb.images import ImageError, load_attachments
     from labeeb.messages import Command, Generation
 
     app = get_app(ctx)
@@ -54,11 +54,42 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
     text = " ".join(question).strip()
     if not text:
         fail("the question is empty", 2)
+    pictures, files, options = _attachments(settings, images, pages, video, frames, screen, monitor, region)
+    assistant = app.assistant
+    from labeeb.cli import last_session
+
+    if resume:
+        try:
+            earlier_images, earlier_files = last_session.resume(assistant)
+        except ValueError as exc:
+            fail(str(exc), 2)
+        if not files:  # the same attachments as before, unless new ones are given
+            pictures, files = earlier_images + pictures, earlier_files
+    session_files = list(files)
+    command = Command(text=text, images=pictures, files=files, source="cli", options=options,
+                      generation=Generation(max_tokens=max_tokens, temperature=temperature))
+    route = assistant.route(text, command)
+    if explain:  # how the command would be routed, without running it (as chat's /explain)
+        _explain(route, as_json)
+        return
+    reply = _answer(assistant, command, route, as_json, speak)
+    if settings.history.enabled:  # with the history off, nothing of the conversation is kept
+        last_session.save(assistant, session_files)
+    if reply.error:
+        sys.exit(1)
+
+
+def _attachments(settings: Any, images: tuple[str, ...], pages: str | None, video: str | None, frames: int | None,
+                 screen: bool, monitor: int | None, region: str | None) -> tuple[list[Any], list[Path], dict[str, Any]]:
+    """(pictures, files, command options) from ``--image``, ``--pages``, ``--video`` and the
+    screenshot options; a bad one ends the command with its message."""
+    from labeeb.images import ImageError, load_attachments
+
     try:
         pictures, files = load_attachments([Path(p) for p in images])
     except ImageError as exc:
         fail(str(exc), 2)
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     if pages:
         from labeeb.documents import DocumentError, parse_pages
 
@@ -89,53 +120,39 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
             fail(str(exc), 2)
         except ScreenUnavailableError as exc:
             fail(str(exc))
-    assistant = app.assistant
-    from labeeb.cli import last_session
+    return pictures, files, options
 
-    if resume:
-        try:
-            earlier_images, earlier_files = last_session.resume(assistant)
-        except ValueError as exc:
-            fail(str(exc), 2)
-        if not files:  # the same attachments as before, unless new ones are given
-            pictures, files = earlier_images + pictures, earlier_files
-    session_files = list(files)
-    command = Command(text=text, images=pictures, files=files, source="cli", options=options,
-                      generation=Generation(max_tokens=max_tokens, temperature=temperature))
-    route = assistant.route(text, command)
-    if explain:  # how the command would be routed, without running it (as chat's /explain)
-        if as_json:
-            click.echo(json.dumps({"skill": route.skill.qualified_name, "fallback": route.fallback, "scores": [
-                {"skill": s.skill, "score": s.score, "matched": s.matched} for s in route.scores]}, ensure_ascii=False))
-        else:
-            click.echo(route.explain())
-        return
 
+def _explain(route: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"skill": route.skill.qualified_name, "fallback": route.fallback, "scores": [
+            {"skill": s.skill, "score": s.score, "matched": s.matched} for s in route.scores]}, ensure_ascii=False))
+    else:
+        click.echo(route.explain())
+
+
+def _answer(assistant: Any, command: Any, route: Any, as_json: bool, speak: bool) -> Any:
+    """Run ``command`` (routed once, already), streaming its text (and speech); its Reply."""
+    settings = assistant.settings
     streamed: list[str] = []
     speaker = None
     if speak:
         from labeeb.voice.speaker import open_speaker
 
         speaker = open_speaker(settings.tts, warn=lambda message: click.echo(f"labeeb: {message}", err=True))
-
-    def on_chunk(chunk: str) -> None:
-        streamed.append(chunk)
-        if speaker is not None:
-            speaker.feed(chunk)
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
-
-    with assistant:  # routed once, above
+    with assistant:
         stream = assistant.stream(command, route=route)
         try:
             for chunk in stream:
                 if not as_json:
-                    on_chunk(chunk)
+                    streamed.append(chunk)
+                    if speaker is not None:
+                        speaker.feed(chunk)
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
             reply = stream.result()
         except KeyboardInterrupt:  # Ctrl-C stops the answer; what was said so far stands
             reply = stream.stop()
-    if settings.history.enabled:  # with the history off, nothing of the conversation is kept
-        last_session.save(assistant, session_files)
     if as_json:
         click.echo(json.dumps(reply.to_dict(), ensure_ascii=False))
     elif reply.error:
@@ -148,5 +165,4 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
         if not reply.error and not reply.data.get("cancelled"):
             speaker.end(reply.text)
         speaker.close()
-    if reply.error:
-        sys.exit(1)
+    return reply

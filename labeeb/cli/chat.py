@@ -6,7 +6,7 @@ import shlex
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import unquote, urlparse
 
 import click
@@ -67,89 +67,98 @@ def _lines(prompt: str) -> Iterator[str]:
 @click.pass_context
 def command(ctx: click.Context, images: tuple[str, ...], speak: bool = False) -> None:
     """Chat with Labeeb in the terminal."""
-    from labeeb.images import ImageError, load_attachments
-    from labeeb.messages import Command
-
     app = get_app(ctx)
-    assistant = app.assistant
     speaker = None
     if speak:
         from labeeb.voice.speaker import open_speaker
 
         speaker = open_speaker(app.loaded.settings.tts, warn=lambda message: click.echo(f"labeeb: {message}", err=True))
-    pending: list[Path] = [Path(p) for p in images]
-    echo: Callable[..., None] = click.echo
-    echo("Labeeb is listening. /help for commands, /quit to leave.")
-
-    with assistant:
+    chat = Chat(app.assistant, speaker, [Path(p) for p in images])
+    click.echo("Labeeb is listening. /help for commands, /quit to leave.")
+    with app.assistant:
         for raw in _lines("you> "):
             line = raw.strip()
-            if not line:
-                continue
             if line in ("/quit", "/exit", "/q"):
                 break
-            if line == "/help":
-                echo(HELP)
-                continue
-            if line == "/forget":
-                assistant.session.clear()
-                pending.clear()
-                echo("(forgot the images and the conversation)")
-                continue
-            if line.startswith("/explain "):
-                echo(assistant.route(line[len("/explain ") :]).explain())
-                continue
-            if line.startswith("/image"):
-                paths = dropped_paths(line[len("/image") :].strip()) or []
-                if not paths:
-                    echo("usage: /image PATH [PATH...] (the files must exist)", err=True)
-                    continue
-                pending += paths
-                echo(f"(attached {', '.join(p.name for p in paths)}; now ask about it)")
-                continue
-            if line.startswith("/"):
-                echo(f"unknown command {line.split()[0]}; /help lists them", err=True)
-                continue
-            dropped = dropped_paths(line)
-            if dropped:
-                pending += dropped
-                echo(f"(attached {', '.join(p.name for p in dropped)}; now ask about it)")
-                continue
-
-            try:
-                pictures, files = load_attachments(pending)
-            except ImageError as exc:
-                echo(f"labeeb: {exc}", err=True)
-                pending.clear()
-                continue
-            pending.clear()
-            echo("labeeb> ", nl=False)
-            streamed: list[str] = []
-
-            def on_chunk(chunk: str) -> None:
-                streamed.append(chunk)
-                sys.stdout.write(chunk)
-                sys.stdout.flush()
-                if speaker is not None:
-                    speaker.feed(chunk)
-
-            if speaker is not None:
-                speaker.begin()  # a new question stops the previous answer's speech
-            reply = assistant.handle(
-                Command(text=line, images=pictures, files=files, source="chat"),
-                on_chunk=on_chunk,
-                cancel=threading.Event(),
-            )
-            if reply.error:
-                echo(("\n" if streamed else "") + reply.text)
-            elif not streamed:
-                echo(reply.text)
-            else:
-                echo(" [stopped]" if reply.data.get("cancelled") else "")
-            if speaker is not None and not reply.error and not reply.data.get("cancelled"):
-                speaker.end(reply.text)
-            elif speaker is not None:
-                speaker.interrupt()
+            if line:
+                chat.take(line)
     if speaker is not None:
         speaker.close()  # the last answer finishes speaking (Ctrl-C stops it)
-    echo("Bye.")
+    click.echo("Bye.")
+
+
+class Chat:
+    """One terminal conversation: the assistant's session, files waiting for the next
+    question, and the speaker when answers are spoken."""
+
+    def __init__(self, assistant: Any, speaker: Any, pending: list[Path]) -> None:
+        self.assistant = assistant
+        self.speaker = speaker
+        self.pending = pending
+
+    def take(self, line: str) -> None:
+        """Run a /command, attach dropped files, or answer a question."""
+        echo: Callable[..., None] = click.echo
+        dropped = None if line.startswith("/") else dropped_paths(line)
+        if line == "/help":
+            echo(HELP)
+        elif line == "/forget":
+            self.assistant.session.clear()
+            self.pending.clear()
+            echo("(forgot the images and the conversation)")
+        elif line.startswith("/explain "):
+            echo(self.assistant.route(line[len("/explain ") :]).explain())
+        elif line.startswith("/image"):
+            paths = dropped_paths(line[len("/image") :].strip()) or []
+            if paths:
+                self._attach(paths)
+            else:
+                echo("usage: /image PATH [PATH...] (the files must exist)", err=True)
+        elif line.startswith("/"):
+            echo(f"unknown command {line.split()[0]}; /help lists them", err=True)
+        elif dropped:
+            self._attach(dropped)
+        else:
+            self.answer(line)
+
+    def _attach(self, paths: list[Path]) -> None:
+        self.pending += paths
+        click.echo(f"(attached {', '.join(p.name for p in paths)}; now ask about it)")
+
+    def answer(self, line: str) -> None:
+        """Stream the answer to ``line`` (with the files attached since the last question)."""
+        from labeeb.images import ImageError, load_attachments
+        from labeeb.messages import Command
+
+        try:
+            pictures, files = load_attachments(self.pending)
+        except ImageError as exc:
+            click.echo(f"labeeb: {exc}", err=True)
+            return
+        finally:
+            self.pending.clear()
+        click.echo("labeeb> ", nl=False)
+        streamed: list[str] = []
+        speaker = self.speaker
+
+        def on_chunk(chunk: str) -> None:
+            streamed.append(chunk)
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+            if speaker is not None:
+                speaker.feed(chunk)
+
+        if speaker is not None:
+            speaker.begin()  # a new question stops the previous answer's speech
+        reply = self.assistant.handle(Command(text=line, images=pictures, files=files, source="chat"),
+                                      on_chunk=on_chunk, cancel=threading.Event())
+        if reply.error:
+            click.echo(("\n" if streamed else "") + reply.text)
+        elif not streamed:
+            click.echo(reply.text)
+        else:
+            click.echo(" [stopped]" if reply.data.get("cancelled") else "")
+        if speaker is not None and not reply.error and not reply.data.get("cancelled"):
+            speaker.end(reply.text)
+        elif speaker is not None:
+            speaker.interrupt()

@@ -7,7 +7,7 @@ import json
 import click
 
 from labeeb.cli.app import get_app
-from labeeb.config import effective_items, user_config_path
+from labeeb.config_sources import effective_items, user_config_path
 
 SECRET_KEYS = ("api_key",)
 

@@ -6,17 +6,14 @@ Three caches, each keyed by content so a different image can never hit:
   screenshot skips the image processor;
 - vision features per 512 px tile, by a hash of the tile's pixel values: a screenshot where one
   window changed re-encodes only the tiles that changed;
-- the key/value cache of the last prompts: a new prompt that starts with the same tokens (and
-  the same tiles) reuses it up to where they differ, in whole blocks of 512 positions, so a
-  follow-up prefills the last block and itself, a changed window from its first changed tile.
+- the key/value cache of the last prompts (``labeeb.vision.prefix_cache``): a follow-up
+  prefills the last block and itself, a changed window from its first changed tile.
 
 Generation is a plain greedy (or sampled) loop that computes logits for the last position
 only; the prompt is prefilled by the transformers model itself, each new token by
 ``labeeb.vision.decode.Decoder`` (a lean step over a key/value cache that grows in place).
 It computes exactly what ``model.generate`` computes, bit for bit in bf16 too, reused work
-included, except with the opt-in grouped attention. A key/value prefix is reused only in whole
-blocks of 512 positions (``labeeb.vision.attention_blocks``): in reduced precision the last,
-partial block of a prompt rounds differently depending on where the prompt ends.
+included, except with the opt-in grouped attention.
 """
 
 from __future__ import annotations
@@ -28,8 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from labeeb.lru import LRU
-from labeeb.vision.attention_blocks import settled, settled_block
+from labeeb.vision.attention_blocks import settled_block
 from labeeb.vision.backend import answer_room
+from labeeb.vision.prefix_cache import PrefixCache
+from labeeb.vision.sampling import pick, sampler
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -64,13 +63,6 @@ class PreparedImages:
     key: str
     tile_keys: list[str | None]  # content hash of each real (non-padding) tile, in order
     real: list[int]  # indices of the real tiles
-
-
-@dataclass
-class _Prefix:
-    inputs: torch.Tensor  # (seq,) what the cache holds: token ids, image tokens as their tile's code
-    cache: Any  # DynamicCache
-    settled: int  # leading positions that a longer prompt computes the same (whole attention blocks)
 
 
 @dataclass
@@ -114,8 +106,6 @@ class Engine:
         self.encode_batch = encode_batch
         self.encoder = encoder  # e.g. labeeb.vision.openvino_encoder.OpenVinoEncoder; None = the model's own
         self._tiles: LRU = LRU(tile_cache_size)
-        self._prefixes: list[_Prefix] = []
-        self._prefix_cache_size = prefix_cache_size
         # Key/value positions are reused in whole attention blocks only (0: never), which
         # keeps reuse exact; checked once on this machine.
         self.block = 0
@@ -124,6 +114,7 @@ class Engine:
             heads = text.num_attention_heads
             head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
             self.block = settled_block(heads, text.num_key_value_heads or heads, head_dim, self.dtype, device)
+        self._prefixes = PrefixCache(model.config, self.block, prefix_cache_size)
         self._lock = threading.Lock()
         self.last = EngineStats()
         from labeeb.vision.decode import Decoder
@@ -299,35 +290,6 @@ class Engine:
         inputs[where] = codes.repeat_interleave(count // len(keys))  # the tokens follow the tiles' order
         return inputs
 
-    def _reusable(self, inputs: torch.Tensor) -> tuple[int, _Prefix | None]:
-        """The longest reusable cached prefix of ``inputs`` (see prompt_inputs) and its entry:
-        positions both prompts share, in attention blocks whole in both (always exact)."""
-        best, best_len = None, 0
-        whole = min(settled(len(inputs), self.block), len(inputs) - 1)  # leave at least one token to prefill
-        for entry in self._prefixes:
-            n = min(len(entry.inputs), entry.settled, whole)
-            if n <= 0:
-                continue
-            length = int((entry.inputs[:n] == inputs[:n]).int().cumprod(0).sum())
-            if length > best_len:
-                best, best_len = entry, length
-        return best_len, best
-
-    def _truncated(self, cache: Any, length: int, reserve: int) -> Any:
-        """A new cache holding a copy of the first ``length`` positions of ``cache``."""
-        from labeeb.vision.decode import new_cache
-
-        fresh = new_cache(self.model.config, reserve)
-        for index, layer in enumerate(cache.layers):
-            fresh.update(layer.keys[..., :length, :], layer.values[..., :length, :], index)
-        return fresh
-
-    def _remember(self, inputs: torch.Tensor, cache: Any, prompt_length: int) -> None:
-        self._prefixes = [p for p in self._prefixes
-                          if not bool(p.inputs.shape == inputs.shape and (p.inputs == inputs).all())]
-        self._prefixes.append(_Prefix(inputs, cache, settled(prompt_length, self.block)))
-        del self._prefixes[: -self._prefix_cache_size]
-
     # -- generation ----------------------------------------------------------------------------
 
     def _prefill(self, embeds: torch.Tensor, cache: Any, start: int, cancel: threading.Event) -> torch.Tensor | None:
@@ -374,9 +336,9 @@ class Engine:
             stats.prompt_tokens = len(ids)
             room = answer_room(len(ids), self.context_length, request.max_new_tokens)
             inputs = self.prompt_inputs(ids, prepared)
-            start, reused = self._reusable(inputs) if self.cache_prefix else (0, None)
+            start, reused = self._prefixes.reusable(inputs) if self.cache_prefix else (0, None)
             if reused is not None:  # room for the rest of the prompt and the answer
-                cache = self._truncated(reused.cache, start, len(ids) - start + room)
+                cache = self._prefixes.truncated(reused.cache, start, len(ids) - start + room)
             else:
                 cache = new_cache(self.model.config, room)
             new = ids[start:][None].to(self.device)
@@ -399,7 +361,7 @@ class Engine:
                 # The cache now holds the prompt and every generated token but the last.
                 held = torch.cat([inputs, torch.tensor(generated[:-1], dtype=ids.dtype)])
                 if self.cache_prefix and cache.get_seq_length() == len(held):
-                    self._remember(held, cache, len(ids))
+                    self._prefixes.remember(held, cache, len(ids))
 
     def _decode(self, ids: torch.Tensor, logits: torch.Tensor, cache: Any, request: VisionRequest,
                 stats: GenerationStats, generated: list[int], room: int) -> Iterator[str]:
@@ -408,10 +370,7 @@ class Engine:
         tokenizer = self.processor.tokenizer
         shown = ""
         position = len(ids)
-        generator = None
-        if request.temperature > 0:  # a fresh seed unless the request names one
-            seed = request.seed if request.seed is not None else int(torch.randint(2**62, (1,)))
-            generator = torch.Generator().manual_seed(seed)
+        generator = sampler(request.temperature, request.seed)
         for _ in range(room):
             if len(generated) < request.min_new_tokens:  # as generate(min_new_tokens=...) does
                 logits[list(self.eos)] = float("-inf")
@@ -436,17 +395,5 @@ class Engine:
         if len(text) > len(shown):
             yield text[len(shown) :]
 
-    @staticmethod
-    def _pick(logits: torch.Tensor, temperature: float, generator: Any, top_p: float = 1.0) -> int:
-        """Greedy at temperature 0; else sampled from the 50 likeliest tokens, cut to the
-        smallest set whose probability reaches ``top_p`` (as ``generate()`` does)."""
-        import torch
-
-        if temperature <= 0:
-            return int(torch.argmax(logits))
-        top = torch.topk(logits / temperature, k=min(50, logits.shape[-1]))
-        probs = torch.softmax(top.values, dim=-1)
-        if top_p < 1.0:  # keep tokens until their sum reaches top_p (always the likeliest)
-            keep = (probs.cumsum(-1) - probs) < top_p
-            probs = torch.where(keep, probs, torch.zeros_like(probs))
-        return int(top.indices[torch.multinomial(probs, 1, generator=generator)])
+    #: How the next token is chosen (``labeeb.vision.sampling.pick``; a benchmark may replace it).
+    _pick = staticmethod(pick)

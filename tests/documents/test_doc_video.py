@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from labeeb.cli import App, create_cli
-from labeeb.config import LoadedConfig, Settings
+from labeeb.config import Settings
+from labeeb.config_sources import LoadedConfig
 from labeeb.testing import FakeVision, make_assistant
 from labeeb.video import VideoError, sample_frames
 

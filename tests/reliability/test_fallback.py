@@ -149,7 +149,7 @@ def test_an_unknown_fallback_name_says_what_exists():
 
 
 def test_fallback_is_a_config_key_list_or_comma_string(tmp_path):
-    from labeeb.config import load_config
+    from labeeb.config_sources import load_config
 
     config = tmp_path / "c.toml"
     config.write_text('[vision]\nfallback = ["openai", "ocr"]\n')

@@ -207,7 +207,8 @@ def test_options_validation():
 
 
 def test_config_checks_rectangles(tmp_path):
-    from labeeb.config import ConfigError, load_config
+    from labeeb.config import ConfigError
+    from labeeb.config_sources import load_config
 
     file = tmp_path / "c.toml"
     file.write_text('[screen]\nexclude_regions = ["0,0,100,40", [10, 10, 5, 5]]\nexclude_windows = ["Bank"]\n')
