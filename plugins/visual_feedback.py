@@ -1,6 +1,6 @@
 """Visual feedback: "what changed on my screen?", "did it work?", and ``labeeb watch``.
 
-Changes are found with pixels first (``labeeb.changes``): when nothing changed the answer
+Changes are found with pixels first (``labeeb.screen.changes``): when nothing changed the answer
 comes at once and the model is never called; when something did, the model sees only the
 changed areas (before and after crops) plus where they are, so even a small model talks
 about the right thing.
@@ -82,7 +82,7 @@ def _before_after(request: Request) -> tuple[Image, Image, Rect | None, Screensh
 
 
 def what_changed(request: Request) -> Reply:
-    from labeeb.changes import detect, find_changes
+    from labeeb.screen.changes import detect, find_changes
     from labeeb.screen import ScreenTargetError, ScreenUnavailableError
 
     config = request.assistant.settings.screen
@@ -115,7 +115,7 @@ _YES_NO = re.compile(r"^\W*(yes|no)\b[\s,.!:;-]*", re.IGNORECASE)
 
 def check(request: Request) -> Reply:
     """Yes/no about the screen now, with the evidence: what changed, which windows came and went."""
-    from labeeb.changes import detect
+    from labeeb.screen.changes import detect
     from labeeb.screen import ScreenTargetError, ScreenUnavailableError, capture
     from labeeb.vision.backend import ModelUnavailableError, VisionError
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
-    from labeeb.changes import Change, ChangeReport
+    from labeeb.screen.changes import Change, ChangeReport
     from labeeb.screen import Rect, Screenshot
 
 #: Changed areas the model is asked about; the rest are listed by position only.
@@ -36,7 +36,7 @@ def _window_at(shot: Screenshot | None, rect: Rect) -> str:
 def describe_change(vision: Callable[..., Any], before: Image, after: Image, change: Change,
                     context: str) -> str:
     """One sentence from the model about one changed area, from its before/after crops."""
-    from labeeb.changes import crop_pair
+    from labeeb.screen.changes import crop_pair
 
     crop_before, crop_after = crop_pair(before, after, change)
     prompt = (

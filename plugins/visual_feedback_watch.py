@@ -14,7 +14,7 @@ import click
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
-    from labeeb.changes import WatchEvent
+    from labeeb.screen.changes import WatchEvent
 
 
 def announce(event: WatchEvent, vision: Callable[[str, list[Image]], str] | None) -> tuple[str, bool]:
@@ -66,7 +66,7 @@ def watch_command(ctx: click.Context, interval: float | None, region: str | None
       labeeb watch --speak                 # say each change aloud too
       labeeb watch --interval 1 --region 0,0,800,600 --no-describe
     """
-    from labeeb.changes import watch_screen
+    from labeeb.screen.changes import watch_screen
     from labeeb.cli.app import fail, get_app, settings_or_exit
     from labeeb.screen import ScreenTargetError, ScreenUnavailableError, Target, open_screen, screen_options
 

@@ -71,7 +71,7 @@ def check_gpu(settings: Settings) -> Check:
 
 def check_screen(settings: Settings) -> Check:
     from labeeb.screen import ScreenUnavailableError, check_session
-    from labeeb.screen_wayland import choose, probe, session_kind
+    from labeeb.screen.wayland import choose, probe, session_kind
 
     method = choose(settings.screen.backend)
     how = f"{session_kind()}, {method}"  # e.g. "wayland, grim": what is captured, and with what

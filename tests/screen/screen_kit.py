@@ -15,7 +15,7 @@ import subprocess
 import time
 import pytest
 
-from labeeb.screen_geometry import Rect
+from labeeb.screen.geometry import Rect
 
 TOOLS = ("Xvfb", "xmessage", "xdotool", "xprop", "xsetroot")
 BACKGROUND = (40, 90, 140)  # the root window colour every test starts with
@@ -83,7 +83,7 @@ class XServer:
 
     def show(self, text: str, x: int, y: int, title: str, bg: str = "white", fg: str = "black") -> "Shown":
         """Open an xmessage window with ``text`` at (x, y); wait until it is drawn."""
-        from labeeb import screen_x11
+        from labeeb.screen import x11 as screen_x11
 
         proc = subprocess.Popen(
             ["xmessage", "-geometry", f"+{x}+{y}", "-title", title, "-bg", bg, "-fg", fg, "-xrm", "*font: 10x20", text],
@@ -104,7 +104,7 @@ class XServer:
         return Shown(window.id, title, window.rect, proc)
 
     def close(self, shown: "Shown") -> None:
-        from labeeb import screen_x11
+        from labeeb.screen import x11 as screen_x11
 
         shown.proc.terminate()
         shown.proc.wait(timeout=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from labeeb.changes import crop_pair, detect, find_changes
+from labeeb.screen.changes import crop_pair, detect, find_changes
 from labeeb.config import ScreenConfig
 from labeeb.screen import MssScreen, Rect
 

@@ -13,7 +13,7 @@ import threading
 
 from PIL import Image, ImageDraw
 
-from labeeb.changes import watch_screen
+from labeeb.screen.changes import watch_screen
 from labeeb.config import ScreenConfig
 from labeeb.screen import FrameScreen, Rect, Target
 

@@ -12,7 +12,7 @@ import pytest
 
 from labeeb.config import ScreenConfig
 from labeeb.screen import Rect, ScreenUnavailableError, Target, check_session, open_screen
-from labeeb.screen_wayland import GrimScreen, PortalScreen, choose
+from labeeb.screen.wayland import GrimScreen, PortalScreen, choose
 from wayland_kit import BACKGROUND, Sway, start_bus
 
 TEXT = "LABEEB-WAYLAND-42"
@@ -22,7 +22,7 @@ def _enter(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)  # no X11 to fall back on: Wayland or nothing
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from labeeb import screen_wayland
+    from labeeb.screen import wayland as screen_wayland
 
     monkeypatch.setattr(screen_wayland, "_said", set())  # "say once" starts afresh per test
 
@@ -135,7 +135,7 @@ def test_windows_from_sway_ipc(sway):
 
 
 def test_a_new_window_is_the_change(sway):
-    from labeeb.changes import find_changes
+    from labeeb.screen.changes import find_changes
 
     source = open_screen(ScreenConfig())
     before = source.grab()
@@ -212,7 +212,7 @@ class _SlowPortal:
 def bus(tmp_path, monkeypatch):
     session = start_bus({"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, tmp_path / "dbus.log")
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session.address)
-    from labeeb import screen_wayland
+    from labeeb.screen import wayland as screen_wayland
 
     monkeypatch.setattr(screen_wayland, "_said", set())
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import screen_kit
 
-from labeeb.screen_geometry import Rect
+from labeeb.screen.geometry import Rect
 
 USER = "labeebtest"
 TOOLS = ("sway", "swaymsg", "grim", "foot")

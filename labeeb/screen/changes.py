@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from labeeb.screen_geometry import Rect, where
+from labeeb.screen.geometry import Rect, where
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -172,7 +172,7 @@ def watch_screen(source: Any, target: Any, config: ScreenConfig, interval: float
     """
     import threading
 
-    from labeeb.screen import ScreenUnavailableError
+    from labeeb.screen.geometry import ScreenUnavailableError
 
     stop = stop or threading.Event()
     previous = source.grab(target)

@@ -4,7 +4,7 @@ and the monitors, through the i3 IPC socket named by ``SWAYSOCK``.
 Wayland gives apps no way to list other apps' windows; sway answers ``GET_TREE`` and
 ``GET_OUTPUTS`` on its IPC socket (what ``swaymsg -t get_tree`` prints). The protocol is a
 14-byte header and JSON, so a socket is all it takes. Every function raises
-:class:`~labeeb.screen_x11.X11Unavailable` with the reason when the answer cannot be had,
+:class:`~labeeb.screen.x11.X11Unavailable` with the reason when the answer cannot be had,
 exactly like the X11 finder, so :mod:`labeeb.screen` falls back the same way.
 """
 
@@ -16,8 +16,8 @@ import socket
 import struct
 from typing import Any, Iterator, Mapping
 
-from labeeb.screen_geometry import Rect
-from labeeb.screen_x11 import Window, X11Unavailable
+from labeeb.screen.geometry import Rect
+from labeeb.screen.x11 import Window, X11Unavailable
 
 TIMEOUT = 5.0
 MAGIC = b"i3-ipc"
@@ -101,7 +101,7 @@ def pointer(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
 
 
 class Finder:
-    """The window finder :class:`labeeb.screen_capture.BaseScreen` expects, bound to one environment."""
+    """The window finder :class:`labeeb.screen.capture.BaseScreen` expects, bound to one environment."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = environ

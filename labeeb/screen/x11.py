@@ -15,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from labeeb.screen_geometry import Rect
+from labeeb.screen.geometry import Rect
 
 TIMEOUT = 5.0
 

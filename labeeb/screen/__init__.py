@@ -1,11 +1,11 @@
 """Seeing the screen: capture behind a small protocol, with privacy applied first.
 
 ``ScreenSource.grab(target)`` returns a :class:`Screenshot`. :class:`MssScreen` captures the
-real screen with mss (X11, macOS, Windows), ``labeeb.screen_wayland`` a Wayland one (grim or
+real screen with mss (X11, macOS, Windows), ``labeeb.screen.wayland`` a Wayland one (grim or
 the desktop's portal); :func:`open_screen` picks per ``screen.backend``. :class:`FrameScreen`
 serves given images (tests, recordings). Configured private areas and windows are blacked
 out inside ``grab``, before any caller (plugin, cache, log) sees the pixels. Targets,
-screenshots and the capture steps every backend shares are in :mod:`labeeb.screen_capture`;
+screenshots and the capture steps every backend shares are in :mod:`labeeb.screen.capture`;
 import them from here.
 """
 
@@ -17,8 +17,8 @@ import sys
 from dataclasses import astuple
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from labeeb.screen_capture import BaseScreen, ScreenSource, Screenshot, Target
-from labeeb.screen_geometry import Rect, ScreenTargetError, ScreenUnavailableError, where
+from labeeb.screen.capture import BaseScreen, ScreenSource, Screenshot, Target
+from labeeb.screen.geometry import Rect, ScreenTargetError, ScreenUnavailableError, where
 
 __all__ = [
     "FrameScreen", "MssScreen", "Rect", "ScreenSource", "ScreenTargetError", "ScreenUnavailableError",
@@ -50,7 +50,7 @@ def check_session(environ: Mapping[str, str] | None = None, platform: str | None
                   backend: str = "auto") -> None:
     """Raise ScreenUnavailableError when this session has no screen Labeeb can capture
     with ``backend`` (``screen.backend``; "auto" chooses as :func:`open_screen` does)."""
-    from labeeb import screen_wayland
+    from labeeb.screen import wayland as screen_wayland
 
     environ = os.environ if environ is None else environ
     platform = platform or sys.platform
@@ -129,14 +129,14 @@ class FrameScreen(BaseScreen):
         return frame.crop(rect.box)
 
     def _x11(self) -> Any:
-        from labeeb.screen_x11 import X11Unavailable
+        from labeeb.screen.x11 import X11Unavailable
 
         raise X11Unavailable("a recorded screen has no windows or pointer")
 
 
 def open_screen(config: ScreenConfig | None = None) -> ScreenSource:
     """The screen of this machine, captured as ``screen.backend`` says (mss, grim or the portal)."""
-    from labeeb import screen_wayland
+    from labeeb.screen import wayland as screen_wayland
 
     method = screen_wayland.choose(config.backend if config is not None else "auto")
     return MssScreen(config) if method == "mss" else screen_wayland.open_wayland(method, config)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from labeeb.screen_geometry import Rect, ScreenUnavailableError
+from labeeb.screen.geometry import Rect, ScreenUnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -19,10 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
 def exclusions(config: ScreenConfig, x11: Any) -> list[Rect]:
     """The private rectangles on the virtual screen right now.
 
-    :param x11: a callable returning the window finder (``labeeb.screen_x11``); it may raise
+    :param x11: a callable returning the window finder (``labeeb.screen.x11``); it may raise
         ``X11Unavailable``.
     """
-    from labeeb.screen_x11 import X11Unavailable
+    from labeeb.screen.x11 import X11Unavailable
 
     rects = [Rect.parse(r) for r in config.exclude_regions]
     for title in config.exclude_windows:

@@ -3,7 +3,7 @@
 :class:`BaseScreen` resolves a :class:`Target` to a rectangle, asks its subclass for the
 pixels, blacks out the private areas and marks the pointer. The backends build on it:
 :class:`labeeb.screen.MssScreen` and :class:`labeeb.screen.FrameScreen`, and
-:class:`labeeb.screen_wayland.WaylandScreen`. Import them from :mod:`labeeb.screen`.
+:class:`labeeb.screen.wayland.WaylandScreen`. Import them from :mod:`labeeb.screen`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
-from labeeb.screen_geometry import Rect, ScreenTargetError
+from labeeb.screen.geometry import Rect, ScreenTargetError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import ScreenConfig
-    from labeeb.screen_x11 import Window
+    from labeeb.screen.x11 import Window
 
 #: Key in ``PIL.Image.info`` marking an image as a Labeeb screenshot (what, where).
 INFO_KEY = "labeeb.screenshot"
@@ -129,8 +129,8 @@ class BaseScreen:
         raise NotImplementedError
 
     def _x11(self) -> Any:
-        """The window/pointer finder (``labeeb.screen_x11``); raises X11Unavailable if none."""
-        from labeeb import screen_x11
+        """The window/pointer finder (``labeeb.screen.x11``); raises X11Unavailable if none."""
+        from labeeb.screen import x11 as screen_x11
 
         return screen_x11
 
@@ -140,7 +140,7 @@ class BaseScreen:
         return [Rect.parse(r) for r in self.config.monitors] or mapped
 
     def grab(self, target: Target = Target(), windows: bool = False) -> Screenshot:
-        from labeeb.screen_redact import black_out, exclusions, mark_pointer
+        from labeeb.screen.redact import black_out, exclusions, mark_pointer
 
         rect, label, notes, pointer = self._resolve(target)
         image = self._pixels(rect)
@@ -157,8 +157,8 @@ class BaseScreen:
 
     def windows(self) -> list[Window]:
         """Visible windows, bottom to top, without the private ones; [] when unknown."""
-        from labeeb.screen_redact import is_private_title
-        from labeeb.screen_x11 import X11Unavailable
+        from labeeb.screen.redact import is_private_title
+        from labeeb.screen.x11 import X11Unavailable
 
         try:
             found = self._x11().visible_windows()
@@ -167,7 +167,7 @@ class BaseScreen:
         return [w for w in found if not is_private_title(w.title, self.config)]
 
     def _resolve(self, target: Target) -> tuple[Rect, str, list[str], tuple[int, int] | None]:
-        from labeeb.screen_x11 import X11Unavailable
+        from labeeb.screen.x11 import X11Unavailable
 
         virtual, monitors = self.layout()
         whole = "the whole screen" + (f" ({len(monitors)} monitors)" if len(monitors) > 1 else "")
@@ -220,9 +220,9 @@ class BaseScreen:
         return frame, label, notes
 
     def _side_window(self, side: str, frame: Rect) -> Window:
-        from labeeb.screen_x11 import X11Unavailable
+        from labeeb.screen.x11 import X11Unavailable
 
-        from labeeb.screen_redact import is_private_title
+        from labeeb.screen.redact import is_private_title
 
         windows = [
             w for w in self._x11().visible_windows()

@@ -3,13 +3,13 @@
 Wayland does not let one app read another's pixels the X11 way (mss). wlroots compositors
 (sway, Hyprland, river, Wayfire) offer a screen-copy protocol that ``grim`` speaks; every
 desktop (GNOME, KDE, wlroots via xdg-desktop-portal-wlr) offers the screenshot portal
-(:mod:`labeeb.screen_portal`). ``screen.backend = "auto"`` picks grim on wlroots when it is
+(:mod:`labeeb.screen.portal`). ``screen.backend = "auto"`` picks grim on wlroots when it is
 installed, else the portal, and mss outside Wayland.
 
-Both are :class:`labeeb.screen_capture.BaseScreen`\\ s, so targets, privacy, change detection and
+Both are :class:`labeeb.screen.capture.BaseScreen`\\ s, so targets, privacy, change detection and
 ``labeeb watch`` work as on X11. Pixels are logical pixels, the coordinates sway reports
 windows in: grim captures at scale 1, and a portal screenshot of a HiDPI screen is scaled to
-the layout sway reports. Windows come from sway's IPC (:mod:`labeeb.screen_sway`); other
+the layout sway reports. Windows come from sway's IPC (:mod:`labeeb.screen.sway`); other
 desktops do not tell apps about windows, which is said once, and window targets then look
 at the whole screen.
 """
@@ -25,15 +25,15 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from labeeb.screen_capture import BaseScreen, Target
-from labeeb.screen_geometry import Rect, ScreenUnavailableError
+from labeeb.screen.capture import BaseScreen, Target
+from labeeb.screen.geometry import Rect, ScreenUnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import ScreenConfig
-    from labeeb.screen_capture import Screenshot
-    from labeeb.screen_x11 import Window
+    from labeeb.screen.capture import Screenshot
+    from labeeb.screen.x11 import Window
 
 log = logging.getLogger("labeeb.screen")
 
@@ -114,10 +114,10 @@ def check(method: str, environ: Mapping[str, str] | None = None) -> None:
 
 def probe(method: str) -> str:
     """What ``labeeb doctor`` says about a working method (never asks the user anything)."""
-    from labeeb import screen_sway
+    from labeeb.screen import sway as screen_sway
 
     if method == "portal":
-        from labeeb import screen_portal
+        from labeeb.screen import portal as screen_portal
 
         detail = f"xdg-desktop-portal Screenshot version {screen_portal.version()}"
     else:
@@ -152,8 +152,8 @@ class WaylandScreen(BaseScreen):
             self._frame = None  # the next grab sees the screen as it is then
 
     def _sway_outputs(self) -> list[Rect]:
-        from labeeb import screen_sway
-        from labeeb.screen_x11 import X11Unavailable
+        from labeeb.screen import sway as screen_sway
+        from labeeb.screen.x11 import X11Unavailable
 
         try:
             return screen_sway.outputs() if screen_sway.socket_path() else []
@@ -180,8 +180,8 @@ class WaylandScreen(BaseScreen):
         return frame.crop(rect.relative_to(self._virtual).box)
 
     def _finder(self, say: bool) -> Any:
-        from labeeb import screen_sway
-        from labeeb.screen_x11 import X11Unavailable
+        from labeeb.screen import sway as screen_sway
+        from labeeb.screen.x11 import X11Unavailable
 
         if screen_sway.socket_path():
             return screen_sway.Finder()
@@ -195,7 +195,7 @@ class WaylandScreen(BaseScreen):
         return self._finder(say=True)
 
     def windows(self) -> list[Window]:
-        from labeeb.screen_x11 import X11Unavailable
+        from labeeb.screen.x11 import X11Unavailable
 
         try:
             self._finder(say=False)
@@ -252,7 +252,7 @@ class PortalScreen(WaylandScreen):
 
         from PIL import Image as PILImage
 
-        from labeeb import screen_portal
+        from labeeb.screen import portal as screen_portal
 
         check("portal")
         uri = screen_portal.screenshot(self.timeout, waiting=self._asking)

@@ -14,7 +14,7 @@ import secrets
 import time
 from typing import Any, Callable
 
-from labeeb.screen_geometry import ScreenUnavailableError
+from labeeb.screen.geometry import ScreenUnavailableError
 
 DESKTOP = "org.freedesktop.portal.Desktop"
 PATH = "/org/freedesktop/portal/desktop"
