@@ -154,3 +154,19 @@ def test_no_module_over_400_lines_and_no_function_over_60() -> None:
                     long_functions.append(f"{name}.{node.name}: {lines} lines")
     assert not long_modules, "modules over 400 lines:\n" + "\n".join(long_modules)
     assert not long_functions, "functions over 60 lines:\n" + "\n".join(long_functions)
+
+
+def test_every_package_is_installed() -> None:
+    """A folder of modules missing from ``[tool.setuptools] packages`` works from a checkout
+    and is missing from the wheel: every package under labeeb/ must be listed."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(("labeeb", *p.parent.relative_to(REPO / "labeeb").parts))
+             for p in (REPO / "labeeb").rglob("__init__.py")}
+    assert found <= listed, f"not in pyproject's packages: {sorted(found - listed)}"
