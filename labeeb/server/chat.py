@@ -93,6 +93,26 @@ class ChatService:
     # -- the endpoint --------------------------------------------------------------------------
 
     async def complete(self, body: schemas.ChatCompletionRequest, request: Request) -> Any:
+        job, first = await self.admit(body, request)
+        cid, created = schemas.completion_id(), schemas.now()
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(
+                self._sse(job, first, cid, created, body.model, include_usage),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        outcome = await self.outcome(job, first, request)
+        completion = schemas.ChatCompletion(
+            id=cid, created=created, model=body.model, usage=outcome.usage,
+            choices=[schemas.Choice(message=schemas.AssistantMessage(content=outcome.text),
+                                    finish_reason=outcome.finish_reason)],
+        )
+        return JSONResponse(completion.model_dump())
+
+    async def admit(self, body: schemas.ChatCompletionRequest, request: Request) -> tuple[Job, tuple[str, Any]]:
+        """Check ``body`` and queue its work: the job and its first event (a chunk, or the
+        outcome); what fails before the first token is raised as the API error it is."""
         if body.model not in self.model_ids():
             raise ApiError(
                 404, f"the model {body.model!r} does not exist; use one of: {', '.join(self.model_ids())}",
@@ -113,26 +133,17 @@ class ChatService:
         first = await next_event(job, request)
         if first[0] == "error":
             raise to_api_error(first[1])
-        cid, created = schemas.completion_id(), schemas.now()
-        if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(
-                self._sse(job, first, cid, created, body.model, include_usage),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
+        return job, first
+
+    @staticmethod
+    async def outcome(job: Job, first: tuple[str, Any], request: Request) -> Outcome:
+        """Wait for the whole answer (the chunks are in it)."""
         event = first
         while event[0] == "chunk":
             event = await next_event(job, request)
         if event[0] == "error":
             raise to_api_error(event[1])
-        outcome: Outcome = event[1]
-        completion = schemas.ChatCompletion(
-            id=cid, created=created, model=body.model, usage=outcome.usage,
-            choices=[schemas.Choice(message=schemas.AssistantMessage(content=outcome.text),
-                                    finish_reason=outcome.finish_reason)],
-        )
-        return JSONResponse(completion.model_dump())
+        return event[1]  # type: ignore[no-any-return]
 
     def _check_screen(self, turn: Turn) -> None:
         """Refuse questions about this machine's screen unless ``server.allow_screen``; a
