@@ -110,15 +110,17 @@ class ChatService:
         )
         return JSONResponse(completion.model_dump())
 
-    async def admit(self, body: schemas.ChatCompletionRequest, request: Request) -> tuple[Job, tuple[str, Any]]:
+    async def admit(self, body: schemas.ChatCompletionRequest, request: Request,
+                    session: str | None = None) -> tuple[Job, tuple[str, Any]]:
         """Check ``body`` and queue its work: the job and its first event (a chunk, or the
-        outcome); what fails before the first token is raised as the API error it is."""
+        outcome); what fails before the first token is raised as the API error it is.
+        ``session`` names the conversation (else the ``X-Labeeb-Session`` header does)."""
         if body.model not in self.model_ids():
             raise ApiError(
                 404, f"the model {body.model!r} does not exist; use one of: {', '.join(self.model_ids())}",
                 "model_not_found", "model",
             )
-        session = request.headers.get(SESSION_HEADER)
+        session = session or request.headers.get(SESSION_HEADER)
         if session is not None and not (0 < len(session) <= 128 and session.isprintable()):
             raise ApiError(400, f"the {SESSION_HEADER} header must be 1 to 128 printable characters",
                            "invalid_request", SESSION_HEADER)
