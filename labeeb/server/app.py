@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from labeeb import __version__
 from labeeb.server.errors import document_errors, install_error_handlers
 from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, HostOriginMiddleware
-from labeeb.server.routes import audio, chat, screen, status
+from labeeb.server.routes import audio, chat, responses, screen, status
 from labeeb.server.routes.status import STATIC
 from labeeb.server.state import ServerState
 
@@ -50,7 +50,7 @@ def create_app(
     install_error_handlers(app)
     _add_middleware(app, config)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for routes in (status, chat, audio, screen):
+    for routes in (status, chat, responses, audio, screen):
         app.include_router(routes.router)
     document_errors(app)
     return app

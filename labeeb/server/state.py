@@ -16,6 +16,7 @@ from labeeb.history import write_health
 from labeeb.server.chat import ChatService
 from labeeb.server.errors import ApiError
 from labeeb.server.queue import WorkQueue
+from labeeb.server.responses import ResponseStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from labeeb.assistant import Assistant
@@ -38,6 +39,7 @@ class ServerState:
         self.work = WorkQueue(config.queue_size, name="labeeb-model")
         self.audio_work = WorkQueue(config.queue_size, name="labeeb-audio")
         self.chat = ChatService(assistant, config, self.work, screen_router)
+        self.responses = ResponseStore()  # stored /v1/responses, for previous_response_id
         self.started = time.time()
         self.loading = False
         self.last_load = 0.0
