@@ -2,14 +2,16 @@
 
 The key holds every input the answer depends on: a SHA-256 of each (preprocessed) image's
 mode, size and pixels, the prompt, the conversation history, the backend and model, and
-the generation settings. Keys are compared whole (no second hash), so an answer is never
-served for a different image. Only finished, deterministic (temperature 0) answers are
-stored; a cancelled or failed generation leaves nothing behind.
+the generation settings, the answer's shape (response_format, tools) included. Keys are
+compared whole (no second hash), so an answer is never served for a different image. Only
+finished, deterministic (temperature 0) answers are stored; a cancelled or failed generation
+leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -84,6 +86,8 @@ class AnswerCache:
             tuple(request.frame_times) if request.frame_times is not None else None,
             request.top_p,
             request.seed,
+            json.dumps(request.response_format, sort_keys=True),
+            repr(request.tools),
         )
 
     def get(self, key: Key) -> CachedAnswer | None:

@@ -51,17 +51,53 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Tools:
+    """Functions the model may call (OpenAI's ``tools``) and whether it must (``tool_choice``).
+
+    Each function is OpenAI's ``{"name", "description", "parameters", "strict"}``; the calls
+    are enforced by a grammar (labeeb.structured) and read back by labeeb.tool_calls.
+    """
+
+    functions: tuple[dict[str, Any], ...]
+    #: "auto" (text or calls), "required" (calls), "none" (text) or "function" (``function``).
+    choice: Literal["auto", "required", "none", "function"] = "auto"
+    function: str | None = None  # the one function to call, with choice "function"
+    parallel: bool = True  # several calls in one answer may be made (parallel_tool_calls)
+
+    def callable(self) -> list[dict[str, Any]]:
+        """The functions this answer may call."""
+        if self.choice == "none":
+            return []
+        if self.choice == "function":
+            return [f for f in self.functions if f["name"] == self.function]
+        return list(self.functions)
+
+
+@dataclass(frozen=True)
 class Generation:
     """How this one request's answers are generated: they travel with the command (the CLI's
     ``--max-tokens``, an API request's ``max_tokens``/``temperature``/``top_p``/``seed``/``stop``),
     never through the shared config, so concurrent requests cannot see each other's. ``None``
-    means the ``[vision]`` default. ``max_tokens`` caps every model call the skill makes."""
+    means the ``[vision]`` default. ``max_tokens`` caps every model call the skill makes.
+
+    ``response_format`` (OpenAI's: ``{"type": "json_object"}`` or ``{"type": "json_schema",
+    "json_schema": {"name", "schema", "strict"}}``) and ``tools`` shape the answer itself:
+    only skills that declare ``Skill.structured`` get them (their answer is the model's).
+    """
 
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    response_format: dict[str, Any] | None = None
+    tools: Tools | None = None
+
+    @property
+    def structured(self) -> bool:
+        """Whether the answer's shape is asked for (JSON, or tool calls)."""
+        return (self.response_format or {}).get("type", "text") != "text" or (
+            self.tools is not None and self.tools.choice != "none")
 
 
 @dataclass
@@ -89,7 +125,8 @@ class Reply:
     timings: Timings = field(default_factory=Timings)
     # Structured extras a skill wants to hand to machines (``--json``), e.g. extracted fields.
     # A failed reply carries ``data["error_code"]``: "invalid_request" (UserError),
-    # "model_unavailable", "context_length_exceeded", "vision_error" or "plugin_error".
+    # "model_unavailable", "context_length_exceeded", "vision_error" or "plugin_error", and
+    # ``data["error_param"]``, the request field at fault when one is (e.g. "response_format").
     data: dict[str, Any] = field(default_factory=dict)
     error: bool = False
 

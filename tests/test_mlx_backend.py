@@ -203,3 +203,24 @@ def test_real_smolvlm_256m_architecture_loads_and_answers(smolvlm_dir):
     stats = GenerationStats()
     chunks = list(backend.stream(VisionRequest("What is on the screen?", [], max_new_tokens=4), stats))
     assert chunks and 1 <= stats.completion_tokens <= 4 and stats.prompt_tokens > 5
+
+
+def test_structured_answers_and_tool_calls_are_enforced(tiny_model_dir):
+    """The same grammar as in process (labeeb.vision.grammar), as mlx-vlm's logits processor."""
+    import jsonschema
+    from test_structured import BOUNDED, EMAIL, SCHEMA_FORMAT, WEATHER
+
+    from labeeb.messages import Tools
+    from labeeb.tool_calls import CallReader
+
+    vision = VisionProcessor(VisionConfig(backend="mlx", model=str(tiny_model_dir), max_new_tokens=60,
+                                          cache={"enabled": False}), {"mlx": _factory()})
+    for seed in range(2):
+        answer = vision.generate("Describe it.", [], response_format=SCHEMA_FORMAT, temperature=1.0, seed=seed)
+        jsonschema.validate(json.loads(answer.text), BOUNDED)
+    answer = vision.generate("Weather?", [], tools=Tools((WEATHER, EMAIL), "function", "get_weather", parallel=False))
+    reader = CallReader()
+    reader.feed(answer.text)
+    reader.flush()
+    assert [call.name for call in reader.calls] == ["get_weather"], answer.text
+    jsonschema.validate(json.loads(reader.calls[0].arguments), WEATHER["parameters"])

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import VisionConfig
+    from labeeb.messages import Tools
 
 
 def model_identity(config: VisionConfig) -> tuple[str, str]:
@@ -25,6 +26,16 @@ def model_identity(config: VisionConfig) -> tuple[str, str]:
 
 class VisionError(RuntimeError):
     """A vision request failed; the message says why and what to do."""
+
+
+class UnsupportedRequestError(VisionError):
+    """A field of the request (``param`` names it) cannot be honoured: the API's 400 ``code``."""
+
+    code = "unsupported_parameter"
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ModelUnavailableError(VisionError):
@@ -87,6 +98,10 @@ class VisionRequest:
     # Set when the images are a video's frames (seconds from its start): each frame is one
     # 512 px tile and the prompt says when it was taken, as SmolVLM2 is prompted for video.
     frame_times: list[float] | None = None
+    # The answer's shape, enforced while decoding (labeeb.vision.grammar): OpenAI's
+    # response_format, and functions the model may or must call (labeeb.messages.Tools).
+    response_format: dict[str, Any] | None = None
+    tools: Tools | None = None
 
     @property
     def split_images(self) -> bool:

@@ -28,7 +28,7 @@ from labeeb.lru import LRU
 from labeeb.vision.attention_blocks import settled_block
 from labeeb.vision.backend import answer_room
 from labeeb.vision.prefix_cache import PrefixCache
-from labeeb.vision.sampling import pick, sampler
+from labeeb.vision.sampling import Chooser, pick
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -327,6 +327,7 @@ class Engine:
 
         from labeeb.vision.decode import new_cache
 
+        choose = Chooser(request, self.processor.tokenizer, self.eos, self._pick)  # a bad grammar fails here
         with self._lock, torch.inference_mode():
             self.last = EngineStats()
             started = time.perf_counter()
@@ -356,7 +357,7 @@ class Engine:
                 return
             generated = self.last.generated
             try:
-                yield from self._decode(ids, logits, cache, request, stats, generated, room)
+                yield from self._decode(ids, logits, cache, request, stats, generated, room, choose)
             finally:
                 # The cache now holds the prompt and every generated token but the last.
                 held = torch.cat([inputs, torch.tensor(generated[:-1], dtype=ids.dtype)])
@@ -364,20 +365,17 @@ class Engine:
                     self._prefixes.remember(held, cache, len(ids))
 
     def _decode(self, ids: torch.Tensor, logits: torch.Tensor, cache: Any, request: VisionRequest,
-                stats: GenerationStats, generated: list[int], room: int) -> Iterator[str]:
+                stats: GenerationStats, generated: list[int], room: int, choose: Chooser) -> Iterator[str]:
         import torch
 
         tokenizer = self.processor.tokenizer
         shown = ""
         position = len(ids)
-        generator = sampler(request.temperature, request.seed)
         for _ in range(room):
-            if len(generated) < request.min_new_tokens:  # as generate(min_new_tokens=...) does
-                logits[list(self.eos)] = float("-inf")
-            token = self._pick(logits, request.temperature, generator, request.top_p)
+            token = choose(logits, len(generated))
             generated.append(token)
             stats.completion_tokens = len(generated)
-            if token in self.eos or request.cancel.is_set():
+            if choose.finished(token) or request.cancel.is_set():
                 break
             text = tokenizer.decode(generated, skip_special_tokens=True)
             if not text.endswith("\ufffd") and len(text) > len(shown):

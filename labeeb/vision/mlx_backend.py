@@ -187,6 +187,7 @@ class MlxBackend:
             import mlx.core as mx
 
             mx.random.seed(request.seed)  # mlx-vlm samples from MLX's global generator
+        grammar = self._grammar(request)
         results = stream_generate(
             self.model, self.processor, "",
             input_ids=input_ids,
@@ -196,6 +197,7 @@ class MlxBackend:
             temperature=sampling_temperature(request.temperature),
             top_p=request.top_p,
             skip_special_tokens=True,
+            **({"logits_processors": [grammar]} if grammar is not None else {}),
             **inputs,  # the model's other inputs, such as pixel_attention_mask
         )
         try:
@@ -209,6 +211,37 @@ class MlxBackend:
             raise VisionError(f"generation failed: {describe(exc)}") from exc
         finally:
             results.close()
+
+
+    def _grammar(self, request: VisionRequest) -> GrammarProcessor | None:
+        """The answer's grammar (response_format, tools) as mlx-vlm's logits processor, or None."""
+        from labeeb.vision.grammar import constraint
+
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        if type(tokenizer).__name__ == "TokenizerWrapper":  # mlx-lm's, around transformers' tokenizer
+            tokenizer = tokenizer._tokenizer
+        eos = getattr(self.model.config, "eos_token_id", None)
+        eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        grammar = constraint(request.response_format, request.tools, tokenizer, eos_ids or None)
+        return GrammarProcessor(grammar) if grammar is not None else None
+
+
+class GrammarProcessor:
+    """A grammar (labeeb.vision.grammar.Constraint) as mlx-vlm's logits processor: called with
+    the tokens so far (the prompt, then each token chosen) and the next logits, it masks what
+    the grammar refuses."""
+
+    def __init__(self, grammar: Any) -> None:
+        self.grammar, self.first = grammar, True
+
+    def __call__(self, tokens: Any, logits: Any) -> Any:
+        import mlx.core as mx
+
+        if not self.first:  # the last token is the one chosen at the step before
+            self.grammar.advance(int(tokens.reshape(-1)[-1].item()))
+        self.first = False
+        refused = mx.array(self.grammar.refused(logits.shape[-1]))
+        return mx.where(refused, mx.array(float("-inf"), dtype=logits.dtype), logits)
 
 
 def factory(config: VisionConfig) -> MlxBackend:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import VisionConfig
+    from labeeb.messages import Tools
 
 
 @dataclass
@@ -183,8 +184,11 @@ class VisionProcessor:
         frame_times: list[float] | None = None,
         top_p: float | None = None,
         seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools: Tools | None = None,
     ) -> VisionStream:
-        """Ask about ``images``; with ``frame_times`` (seconds) they are a video's frames."""
+        """Ask about ``images``; with ``frame_times`` (seconds) they are a video's frames.
+        ``response_format`` and ``tools`` (OpenAI's) shape the answer, enforced while decoding."""
         request = VisionRequest(
             prompt=_valid_text(prompt),
             images=[preprocess(image, self.config.preprocess) for image in images],
@@ -197,6 +201,8 @@ class VisionProcessor:
             frame_times=list(frame_times) if frame_times is not None else None,
             top_p=1.0 if top_p is None else top_p,
             seed=seed,
+            response_format=response_format,
+            tools=tools,
         )
         return VisionStream(self, request)
 

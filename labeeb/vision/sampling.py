@@ -1,11 +1,14 @@
-"""Choosing the next token: greedy at temperature 0, else sampled as ``generate()`` does."""
+"""Choosing the next token: greedy at temperature 0, else sampled as ``generate()`` does, within
+the answer's grammar when it has one."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+    from labeeb.vision.backend import VisionRequest
 
 
 def sampler(temperature: float, seed: int | None) -> Any:
@@ -32,3 +35,33 @@ def pick(logits: torch.Tensor, temperature: float, generator: Any, top_p: float 
         keep = (probs.cumsum(-1) - probs) < top_p
         probs = torch.where(keep, probs, torch.zeros_like(probs))
     return int(top.indices[torch.multinomial(probs, 1, generator=generator)])
+
+
+class Chooser:
+    """How one answer's tokens are chosen: greedy or sampled (seeded) by ``pick``, within the
+    request's grammar when it asks for a shape (``response_format``, ``tools``; see
+    labeeb.vision.grammar), and not ending before the request's ``min_new_tokens``.
+
+    Made before the model runs, so a grammar that cannot be compiled fails the request early.
+    """
+
+    def __init__(self, request: VisionRequest, tokenizer: Any, eos: set[int], pick: Callable[..., int] = pick) -> None:
+        from labeeb.vision.grammar import constraint
+
+        self.request, self.eos, self.pick = request, eos, pick
+        self.generator = sampler(request.temperature, request.seed)
+        self.grammar = constraint(request.response_format, request.tools, tokenizer, eos)
+
+    def __call__(self, logits: torch.Tensor, count: int) -> int:
+        """The next token after ``count`` tokens, from ``logits`` (changed in place)."""
+        if count < self.request.min_new_tokens:  # as generate(min_new_tokens=...) does
+            logits[list(self.eos)] = float("-inf")
+        if self.grammar is not None:
+            self.grammar.mask(logits)
+        return self.pick(logits, self.request.temperature, self.generator, self.request.top_p)
+
+    def finished(self, token: int) -> bool:
+        """Whether the answer ends with ``token``: the end-of-answer token, or what completes its grammar."""
+        if token in self.eos:
+            return True
+        return self.grammar is not None and self.grammar.advance(token)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from labeeb.isolation import describe
+from labeeb.structured import with_instructions
 from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest, answer_room
 from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
 
@@ -83,9 +84,10 @@ def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
     """The chat, with the images at the start of its first user turn.
 
     Keeping the images first means a follow-up question shares the whole earlier prompt
-    (images included) with the previous one, so the engine reuses its key/value cache.
+    (images included) with the previous one, so the engine reuses its key/value cache. What
+    the answer's shape asks (tools, JSON) is said after the question (labeeb.structured).
     """
-    turns = [*request.history, (request.prompt, None)]
+    turns = [*request.history, (with_instructions(request.prompt, request.response_format, request.tools), None)]
     messages: list[dict[str, Any]] = []
     for index, (user, assistant) in enumerate(turns):
         content: list[dict[str, Any]] = image_parts(request) if index == 0 else []
@@ -238,13 +240,7 @@ class TransformersBackend:
         streamer = TextIteratorStreamer(
             self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
         )
-        sampling = (
-            {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p}
-            if request.temperature > 0
-            else {"do_sample": False}
-        )
-        if request.temperature > 0 and request.seed is not None:
-            torch.manual_seed(request.seed)  # generate() samples from torch's global generator
+        sampling = self._choosing(request, stats.prompt_tokens)
         outcome: dict[str, Any] = {}
         abandoned = threading.Event()  # the caller stopped reading (stop string, error)
 
@@ -274,6 +270,28 @@ class TransformersBackend:
         if "error" in outcome:
             exc = outcome["error"]
             raise VisionError(f"generation failed: {exc.__class__.__name__}: {exc}") from exc
+
+
+    def _choosing(self, request: VisionRequest, prompt_tokens: int) -> dict[str, Any]:
+        """generate()'s arguments for choosing tokens: greedy or sampled (seeded), within the
+        request's grammar when it asks for a shape (labeeb.vision.grammar)."""
+        import torch
+
+        from labeeb.vision.grammar import GrammarLogitsProcessor, constraint
+
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p}
+            if request.temperature > 0
+            else {"do_sample": False}
+        )
+        if request.temperature > 0 and request.seed is not None:
+            torch.manual_seed(request.seed)  # generate() samples from torch's global generator
+        eos = self.model.generation_config.eos_token_id
+        grammar = constraint(request.response_format, request.tools, self.processor.tokenizer,
+                             set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None})
+        if grammar is not None:
+            sampling["logits_processor"] = [GrammarLogitsProcessor(grammar, prompt_tokens)]
+        return sampling
 
 
 def factory(config: VisionConfig) -> TransformersBackend:
