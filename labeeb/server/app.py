@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from labeeb import __version__
 from labeeb.server.errors import document_errors, install_error_handlers
-from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, HostOriginMiddleware
+from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, HostOriginMiddleware, RequestIdMiddleware
 from labeeb.server.routes import audio, chat, responses, screen, status
 from labeeb.server.routes.status import STATIC
 from labeeb.server.state import ServerState
@@ -58,8 +58,8 @@ def create_app(
 
 def _add_middleware(app: FastAPI, config: ServerConfig) -> None:
     """Body limits and the API key inside; CORS outside them (so refusals carry CORS
-    headers); outermost, the Host/Origin check: a request for another host name or from a
-    foreign page goes no further."""
+    headers); then the Host/Origin check: a request for another host name or from a foreign
+    page goes no further; outermost, the request id every response carries."""
     app.add_middleware(BodyLimitMiddleware, limit=int(config.max_body_mb * 1024 * 1024),
                        idle_timeout=config.request_timeout)
     if config.api_key:
@@ -69,7 +69,9 @@ def _add_middleware(app: FastAPI, config: ServerConfig) -> None:
 
         app.add_middleware(
             CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id", "X-Labeeb-Session"],
+            expose_headers=["X-Request-Id", "Retry-After"],
         )
     app.add_middleware(HostOriginMiddleware, host=config.host, allowed_hosts=list(config.allowed_hosts),
                        cors_origins=list(config.cors_origins))
+    app.add_middleware(RequestIdMiddleware)  # outside every refusal, so each one carries its id

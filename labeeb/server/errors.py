@@ -105,22 +105,44 @@ def error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
+def _field_path(loc: tuple[Any, ...]) -> str | None:
+    """A validation error's location as the request's field path, in the form every error
+    here uses: pydantic's union member names (``str``, ``list[...]``) and a tagged union's tag
+    are left out, so ``messages[0].content[9].image_url``, not
+    ``messages.0.content.list[tagged-union[...]].9.image_url.image_url``."""
+    parts: list[str] = []
+    tag_after = None  # "index": a tagged union's list index comes, then its tag; "tag": the tag comes
+    for item in map(str, loc):
+        if item in ("body", "query", "path") and not parts:
+            continue
+        if item.startswith(("list[tagged-union", "tagged-union[")):
+            tag_after = "index" if item.startswith("list[") else "tag"
+        elif item.startswith(("list[", "str", "function-", "dict[", "int", "float", "bool", "literal[")):
+            continue
+        elif tag_after == "tag":
+            tag_after = None  # the member's tag ("image_url"), not a field
+        else:
+            parts.append(f"[{item}]" if item.isdigit() and parts else f".{item}")
+            if tag_after == "index":
+                tag_after = "tag"
+    return "".join(parts).lstrip(".") or None
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
-    """One readable line per problem, naming the field as a dotted path."""
-    lines, first_param = [], None
+    """One readable line per problem, naming the field as a dotted path. Of a union's
+    alternatives, only the errors of the one that got furthest are shown."""
+    found = []
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        # pydantic puts the union member's name in the path (``str``, ``list[...]``); drop it
-        loc = [p for p in loc if not (p.startswith(("list[", "str", "function-", "tagged-union")))]
-        param = ".".join(loc) or None
-        first_param = first_param or param
+        param = _field_path(tuple(err.get("loc", ())))
         msg = err.get("msg", "invalid value")
         if err.get("type") == "json_invalid":
-            msg = "the request body is not valid JSON"
-            param = None
-        lines.append(f"{param}: {msg}" if param else msg)
+            msg, param = "the request body is not valid JSON", None
+        found.append((param, msg))
+    deeper = [(param, msg) for param, msg in found
+              if not (param and any(other and other.startswith((param + ".", param + "[")) for other, _ in found))]
+    lines = [f"{param}: {msg}" if param else msg for param, msg in deeper]
     unique = list(dict.fromkeys(lines))
-    return "; ".join(unique[:5]) or "invalid request", first_param
+    return "; ".join(unique[:5]) or "invalid request", next((param for param, _ in deeper if param), None)
 
 
 def document_errors(app: FastAPI) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import json
 import ipaddress
+import uuid
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -142,12 +143,51 @@ class HostOriginMiddleware:
         return await self.app(scope, receive, send)
 
 
+def bearer_token(authorization: str) -> bytes | None:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case, as
+    RFC 9110 says), or None when it names another scheme or none."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip().encode("latin-1", "replace")
+
+
+def key_matches(authorization: str, api_key: str) -> bool:
+    """Whether the header carries ``api_key`` (compared in constant time)."""
+    token = bearer_token(authorization)
+    return token is not None and hmac.compare_digest(token, api_key.encode())
+
+
+class RequestIdMiddleware:
+    """Every response carries ``X-Request-Id``: the client's own (1-128 printable ASCII
+    characters), else a new one, so a client and the server's log can name one request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = _header(scope, b"x-request-id").strip()
+        request_id = given if 0 < len(given) <= 128 and given.isascii() and given.isprintable() else ""
+        request_id = request_id or f"req_{uuid.uuid4().hex}"
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        return await self.app(scope, receive, with_id)
+
+
 class ApiKeyMiddleware:
     """``Authorization: Bearer <server.api_key>`` on everything but the page and /health."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
-        self.expected = f"Bearer {api_key}".encode()
+        self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") == "OPTIONS":
@@ -155,8 +195,8 @@ class ApiKeyMiddleware:
         path = scope.get("path", "")
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return await self.app(scope, receive, send)
-        given = _header(scope, b"authorization").strip().encode("latin-1", "replace")
-        if not hmac.compare_digest(given, self.expected):
+        given = _header(scope, b"authorization").strip()
+        if not key_matches(given, self.api_key):
             message = (
                 "missing API key: send 'Authorization: Bearer <key>' (server.api_key)"
                 if not given else "invalid API key"

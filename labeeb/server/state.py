@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 import time
@@ -15,6 +14,7 @@ from labeeb import __version__
 from labeeb.history import write_health
 from labeeb.server.chat import ChatService
 from labeeb.server.errors import ApiError
+from labeeb.server.middleware import key_matches
 from labeeb.server.queue import WorkQueue
 from labeeb.server.responses import ResponseStore
 
@@ -74,8 +74,7 @@ class ServerState:
         """Whether ``request`` carries the API key (always true when none is configured)."""
         if not self.config.api_key:
             return True
-        given = request.headers.get("authorization", "").strip().encode("latin-1", "replace")
-        return hmac.compare_digest(given, f"Bearer {self.config.api_key}".encode())
+        return key_matches(request.headers.get("authorization", ""), self.config.api_key)
 
     def health(self, detailed: bool = True) -> tuple[int, dict[str, Any]]:
         """The server's status; ``detailed`` adds what names local files (the model's path)."""
