@@ -148,6 +148,7 @@ class Assistant:
         skill = route.skill
         request = Request(command=command, skill=skill, assistant=self, session=session, cancel=cancel)
         try:
+            skill.check_structure(command.generation)  # a response_format or tools it cannot honour
             text = yield from self._run_skill(request)
             reply = Reply(text=text, plugin=skill.plugin, skill=skill.name, data=dict(request.data))
             if request.cancelled or cancel.is_set():
@@ -158,6 +159,7 @@ class Assistant:
             reply.data = {**request.data, **reply.data}
         except UserError as exc:
             reply = self._error(skill.plugin, skill.name, str(exc), "invalid_request")
+            reply.data["error_param"] = getattr(exc, "param", None)
         except ModelUnavailableError as exc:
             reply = self._error(skill.plugin, skill.name, str(exc), "model_unavailable")
             reply.data["model_unavailable"] = True

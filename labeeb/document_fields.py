@@ -2,7 +2,7 @@
 
 "extract the invoice number, date and total as JSON" names three fields; a page whose text
 says "Invoice number: 4711" gives the first. The documents plugin's ``extract`` skill uses
-these to answer without a model, and to check a model's answer.
+these to answer without a model, and to ask the model for exactly these fields as JSON.
 """
 
 from __future__ import annotations
@@ -66,6 +66,18 @@ def fields_from_text(text: str, names: list[str]) -> dict[str, str | None]:
                     break
         out[key_of(name)] = value
     return out
+
+
+def fields_format(keys: list[str]) -> dict[str, object]:
+    """The ``response_format`` that makes a model answer one JSON object with exactly these
+    fields (a string, a number or null each), enforced while it decodes; any object without keys."""
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return {"type": "json_object"}
+    value = {"type": ["string", "number", "null"]}
+    schema = {"type": "object", "properties": {key: value for key in keys}, "required": keys,
+              "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "fields", "schema": schema, "strict": True}}
 
 
 def json_object(text: str) -> dict[str, object] | None:

@@ -7,11 +7,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
+from labeeb.messages import UserError
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.plugin_api import AssistantView
-    from labeeb.messages import Command, Reply
+    from labeeb.messages import Command, Generation, Reply
     from labeeb.session import Session
     from labeeb.vision.processor import VisionProcessor, VisionStream
 
@@ -38,6 +40,10 @@ class Skill:
     # When given, the skill is only considered if ``applies(command, session)`` is true,
     # e.g. document questions only when a document is attached or being read.
     applies: Callable[[Command, Session], bool] | None = None
+    # True when the skill's answer is its model call's answer, unchanged: a request's
+    # ``response_format`` and ``tools`` (Command.generation) then reach that call. A command
+    # asking for them is refused (UserError naming the field) by a skill without it.
+    structured: bool = False
     # Filled in by the host: the plugin that registered this skill.
     plugin: str = ""
 
@@ -55,6 +61,24 @@ class Skill:
             if pattern.search(text):
                 return pattern.pattern
         return None
+
+    def check_structure(self, generation: Generation) -> None:
+        """Refuse a command whose answer's shape (``response_format``, ``tools``) this skill
+        cannot give: a :class:`StructureRefused` naming the field."""
+        if self.structured or not generation.structured:
+            return
+        param = "tools" if generation.tools is not None and generation.tools.choice != "none" else "response_format"
+        raise StructureRefused(
+            f"the {self.qualified_name} skill writes its own answer, so it cannot follow {param}; "
+            f"ask the vision model directly (its own model id), or leave {param} out", param)
+
+
+class StructureRefused(UserError):
+    """A skill cannot give the answer's shape a command asks for; ``param`` names the field."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass
@@ -115,6 +139,10 @@ class Request:
                 options.setdefault(name, getattr(wanted, name))
         if wanted.stop:
             options["stop"] = [*options.get("stop", []), *wanted.stop]
+        if self.skill.structured:  # the answer's shape: only where the answer is the model's
+            for name in ("response_format", "tools"):
+                if getattr(wanted, name) is not None:
+                    options.setdefault(name, getattr(wanted, name))
         return options
 
     def ask_vision(

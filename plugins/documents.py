@@ -16,7 +16,7 @@ import functools
 import json
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from labeeb.document_fields import field_names, fields_from_text, json_object, key_of
+from labeeb.document_fields import field_names, fields_format, fields_from_text, json_object, key_of
 from labeeb.hookspecs import hookimpl
 from labeeb.messages import Reply, UserError
 from labeeb.skills import HandlerResult, Request, Skill
@@ -284,7 +284,8 @@ def extract(request: Request) -> HandlerResult:
             prompt = _with_text(
                 f"Extract these fields from the page: {keys}. Reply with one JSON object only; "
                 "use null for a field that is not on the page.", text, source)
-            answer = request.ask_vision(prompt, images=[page.image]).result().text
+            shape = fields_format([key_of(n) for n in names])  # the JSON is enforced while the model writes it
+            answer = request.ask_vision(prompt, images=[page.image], response_format=shape).result().text
             page_fields = json_object(answer)
             if page_fields is not None:
                 sources.add("the vision model")

@@ -38,7 +38,8 @@ def forget(request: Request) -> Reply:
 
 @hookimpl
 def register_skills(register: Callable[[Skill], None]) -> None:
-    register(Skill("ask", answer, "Answer a general question", fallback=True))
+    # Its answer is the model's own, so a request's response_format and tools are honoured.
+    register(Skill("ask", answer, "Answer a general question", fallback=True, structured=True))
     register(
         Skill(
             "help",

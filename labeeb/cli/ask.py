@@ -27,6 +27,10 @@ from labeeb.cli.app import fail, get_app
 @click.option("--explain", is_flag=True, help="Show how the command would be routed (scores per skill), without running it.")
 @click.option("--max-tokens", type=click.IntRange(1, 8192), help="Longest answer in tokens.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="0 = deterministic (default).")
+@click.option("--json-schema", "json_schema", metavar="FILE_OR_JSON",
+              help="Answer with JSON that follows this JSON schema (a file, or the schema itself), "
+                   "enforced while the model writes it.")
+@click.option("--json-object", "json_object", is_flag=True, help="Answer with a JSON object (enforced while it is written).")
 @click.option("--speak/--no-speak", default=False, help="Speak the answer aloud as it streams (tts.* settings).")
 @click.option("--continue", "resume", is_flag=True,
               help="Continue the last `labeeb ask` conversation: its questions, answers and attached files.")
@@ -35,7 +39,8 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
             explain: bool, max_tokens: int | None, temperature: float | None,
             pages: str | None = None, video: str | None = None, frames: int | None = None,
             screen: bool = False, monitor: int | None = None, region: str | None = None,
-            speak: bool = False, resume: bool = False) -> None:
+            speak: bool = False, resume: bool = False, json_schema: str | None = None,
+            json_object: bool = False) -> None:
     """Ask one QUESTION, optionally about images or documents.
 
     \b
@@ -46,6 +51,7 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
       labeeb ask --video clip.mp4 --frames 6 "what happens in this clip?"
       labeeb ask --screen "how do I fix this?"
       labeeb ask --continue "and what is the date on it?"
+      labeeb ask --json-schema person.schema.json "invent a person"
     """
     from labeeb.messages import Command, Generation
 
@@ -54,6 +60,7 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
     text = " ".join(question).strip()
     if not text:
         fail("the question is empty", 2)
+    response_format = _response_format(json_schema, json_object)
     pictures, files, options = _attachments(settings, images, pages, video, frames, screen, monitor, region)
     assistant = app.assistant
     from labeeb.cli import last_session
@@ -67,7 +74,8 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
             pictures, files = earlier_images + pictures, earlier_files
     session_files = list(files)
     command = Command(text=text, images=pictures, files=files, source="cli", options=options,
-                      generation=Generation(max_tokens=max_tokens, temperature=temperature))
+                      generation=Generation(max_tokens=max_tokens, temperature=temperature,
+                                            response_format=response_format))
     route = assistant.route(text, command)
     if explain:  # how the command would be routed, without running it (as chat's /explain)
         _explain(route, as_json)
@@ -77,6 +85,34 @@ def command(ctx: click.Context, question: tuple[str, ...], images: tuple[str, ..
         last_session.save(assistant, session_files)
     if reply.error:
         sys.exit(1)
+
+
+def _response_format(json_schema: str | None, json_object: bool) -> dict[str, Any] | None:
+    """OpenAI's response_format for ``--json-schema`` (a file, the schema itself, or OpenAI's
+    ``{"name", "schema", "strict"}``) or ``--json-object``; a bad one ends the command."""
+    if json_schema and json_object:
+        fail("--json-schema and --json-object ask for different things: give one", 2)
+    if json_object:
+        return {"type": "json_object"}
+    if not json_schema:
+        return None
+    path = Path(json_schema)
+    try:
+        text = path.read_text(encoding="utf-8") if not json_schema.lstrip().startswith("{") else json_schema
+        schema = json.loads(text)
+    except (OSError, ValueError) as exc:
+        fail(f"--json-schema: neither a readable file nor JSON ({exc})", 2)
+    if not isinstance(schema, dict):
+        fail("--json-schema: a JSON schema is an object", 2)
+    named = schema if "schema" in schema and "name" in schema else {"name": "answer", "schema": schema, "strict": True}
+    response_format = {"type": "json_schema", "json_schema": named}
+    from labeeb.vision.grammar import GrammarError, compile_grammar
+
+    try:
+        compile_grammar(response_format, None)
+    except GrammarError as exc:
+        fail(f"--json-schema: {exc}", 2)
+    return response_format
 
 
 def _attachments(settings: Any, images: tuple[str, ...], pages: str | None, video: str | None, frames: int | None,

@@ -126,6 +126,11 @@ def test_extract_fields_with_the_model(scan_pdf: Path) -> None:
     assert reply.data["pages"] == {"invoice_number": 2, "total": 2}
     assert json.loads(reply.text.split("\n(")[0]) == reply.data["fields"]
     assert '"invoice_number", "total"' in fake.prompts[0]
+    # The model is held to exactly these fields while it writes (labeeb.vision.grammar)
+    shape = fake.requests[0].response_format
+    assert shape["type"] == "json_schema" and shape["json_schema"]["strict"] is True
+    schema = shape["json_schema"]["schema"]
+    assert schema["required"] == ["invoice_number", "total"] and schema["additionalProperties"] is False
 
 
 def test_extract_falls_back_to_ocr_when_the_model_answers_no_json(scan_pdf: Path) -> None:
