@@ -118,13 +118,16 @@ class AnswerCache:
     def serve(self, stream: VisionStream, generate: Iterator[str], model: tuple[str, str]) -> Iterator[str]:
         """Wrap a VisionStream's generation: answer from the cache, or generate and remember.
 
-        A hit costs no tokens: usage stays zero and ``stream.cached`` is set.
+        A hit reports the answer's own usage, with every prompt token counted as cached
+        (``cached_tokens``), and sets ``stream.cached``.
         """
         key = self.key(stream.request, model) if self.enabled else None
         hit = self.get(key) if key is not None else None
         if hit is not None:
             stream.cached = True
             stream.model = hit.model
+            stream.stats.prompt_tokens = stream.stats.cached_tokens = hit.prompt_tokens
+            stream.stats.completion_tokens = hit.completion_tokens
             stream.parts.append(hit.text)
             stream.timings.ttft = stream.timings.total = 0.0
             if hit.text:

@@ -21,6 +21,9 @@ class UserError(Exception):
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Of the prompt tokens, those not computed again (an earlier prompt's key/value cache, or
+    #: the answer cache): OpenAI's ``prompt_tokens_details.cached_tokens``.
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -30,6 +33,7 @@ class Usage:
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
         )
 
     def to_dict(self) -> dict[str, int]:

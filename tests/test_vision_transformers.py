@@ -60,6 +60,7 @@ def test_follow_ups_reuse_the_prompt_prefix_unless_turned_off(tiny_model_dir, re
     engine = vision.backend().engine
     assert engine.last.images_reused and engine.last.tiles_encoded == 0
     assert engine.last.prefix_reused == (512 if reuse else 0)
+    assert follow.usage.cached_tokens == engine.last.prefix_reused  # OpenAI's cached_tokens
     fresh = processor_for(tiny_model_dir)  # the same question computed afresh
     assert fresh.generate("and the colours?", [screen]).text == follow.text
 

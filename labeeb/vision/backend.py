@@ -115,6 +115,9 @@ class GenerationStats:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Prompt tokens not computed again: reused from an earlier prompt's key/value cache, or
+    #: all of them when the answer cache answered (OpenAI's ``cached_tokens``).
+    cached_tokens: int = 0
     preprocess: float | None = None
 
 

@@ -352,6 +352,7 @@ class Engine:
                 mask = (new == self.image_token_id)[..., None].expand_as(embeds)
                 embeds = embeds.masked_scatter(mask, features[before:].to(embeds.dtype))
             self.last.prefix_reused, self.last.prefilled = start, len(ids) - start
+            stats.cached_tokens = start
             logits = self._prefill(embeds, cache, start, request.cancel)
             if logits is None:
                 return

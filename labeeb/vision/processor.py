@@ -58,7 +58,7 @@ class VisionStream:
 
     @property
     def usage(self) -> Usage:
-        return Usage(self.stats.prompt_tokens, self.stats.completion_tokens)
+        return Usage(self.stats.prompt_tokens, self.stats.completion_tokens, self.stats.cached_tokens)
 
     @property
     def cancelled(self) -> bool:

@@ -38,7 +38,10 @@ def test_same_image_and_prompt_is_answered_once() -> None:
     assert list(first) == ["a", " red", " square"] and not first.cached
     second = vision.stream("describe", [picture()])  # a new image object, same pixels
     assert list(second) == ["a red square"] and second.cached
-    assert second.usage.total_tokens == 0 and second.model == "fake-vision"
+    # A hit tells the truth: the answer's own usage, every prompt token served from the cache.
+    assert first.usage.total_tokens > 0 and first.usage.cached_tokens == 0
+    assert second.usage.prompt_tokens == second.usage.cached_tokens == first.usage.prompt_tokens
+    assert second.usage.completion_tokens == first.usage.completion_tokens and second.model == "fake-vision"
     assert len(fake.requests) == 1 and vision.cache.hits == 1
 
 
@@ -140,3 +143,19 @@ def test_repeated_document_question_uses_the_cache(scan_pdf) -> None:
     second = assistant.handle(Command("summarise page 1", files=[scan_pdf]), remember=False)
     assert first.text == second.text == "Page 1 of 3:\nsummary"
     assert len(fake.requests) == 1
+
+
+def test_sampling_seed_and_shape_are_part_of_the_key() -> None:
+    """A cached answer is never served to a request asking for it differently."""
+    fake = FakeVision("x")
+    vision = processor(fake)
+    image = picture()
+    vision.generate("describe", [image])
+    vision.generate("describe", [image], seed=7)
+    vision.generate("describe", [image], top_p=0.5)
+    vision.generate("describe", [image], response_format={"type": "json_object"})
+    vision.generate("describe", [image], temperature=0.7, seed=7)  # sampled: never cached
+    vision.generate("describe", [image], temperature=0.7, seed=7)
+    assert len(fake.requests) == 6
+    vision.generate("describe", [image], seed=7)
+    assert len(fake.requests) == 6
