@@ -41,6 +41,10 @@ class Assistant:
         self._router: Router | None = None
         self._vision: VisionProcessor | None = None
         self._started = False
+        #: Set while a command is being answered: background work (the background look) stops.
+        self.answering = threading.Event()
+        self._answering = 0
+        self._answering_lock = threading.Lock()
 
     def new_session(self) -> Session:
         """An empty session sized by the ``[context]`` settings."""
@@ -139,6 +143,19 @@ class Assistant:
 
     def _answer(self, command: Command, session: Session, cancel: threading.Event, remember: bool,
                 route: Route | None) -> Generator[str, None, Reply]:
+        with self._answering_lock:
+            self._answering += 1
+            self.answering.set()
+        try:
+            return (yield from self._answer_now(command, session, cancel, remember, route))
+        finally:
+            with self._answering_lock:
+                self._answering -= 1
+                if not self._answering:
+                    self.answering.clear()
+
+    def _answer_now(self, command: Command, session: Session, cancel: threading.Event, remember: bool,
+                    route: Route | None) -> Generator[str, None, Reply]:
         self.start()
         started = time.perf_counter()
         route = route or self.route(command.text, command, session)

@@ -136,6 +136,11 @@ class ScreenConfig(_Section):
     change_min_pixels: int = Field(80, ge=1, description="smaller changes are noise")
     ignore_regions: list[str] = Field(default_factory=list)
     look_while_listening: bool = Field(True, description="encode the screen while a voice command is spoken")
+    background_look: bool = Field(
+        True, description="while waiting for a command (listen, chat; serve with allow_screen), encode what settled on screen")
+    background_budget: float = Field(0.25, gt=0, le=64, description="the background look's CPU, in cores averaged over a minute")
+    background_interval: float = Field(1.0, ge=0.1, le=60, description="seconds between the background look's glances")
+    background_settle: float = Field(2.0, ge=0, le=600, description="seconds a change must stay still before it is encoded")
 
     _check_rects = field_validator("monitors", "exclude_regions", "ignore_regions", mode="before")(_rects)
 

@@ -127,6 +127,18 @@ def _preload_vision(assistant: Any) -> None:
     threading.Thread(target=load, name="labeeb-vision-preload", daemon=True).start()
 
 
+def _listening(loop: VoiceLoop, settings: Settings, device: str | None, push_to_talk: bool, printer: _Printer) -> int:
+    """Listen to the microphone, with the background look keeping the screen seen."""
+    from labeeb.screen.background import start_for
+
+    looking = start_for(loop.assistant)
+    try:
+        return _microphone(loop, settings, device, push_to_talk, printer)
+    finally:
+        if looking is not None:
+            looking.stop()
+
+
 def _microphone(loop: VoiceLoop, settings: Settings, device: str | None, push_to_talk: bool, printer: _Printer) -> int:
     from labeeb.voice import AudioError, VoiceError
     from labeeb.voice.audio import MicrophoneSource
@@ -275,7 +287,7 @@ def listen(ctx: click.Context, from_file: str | None, as_json: bool, speak: bool
         if samples is not None:
             code = _one_file(loop, samples, printer, speak_to)
         else:
-            code = _microphone(loop, settings, device, push_to_talk, printer)
+            code = _listening(loop, settings, device, push_to_talk, printer)
     sys.exit(code)
 
 

@@ -88,6 +88,15 @@ def test_doctor_ok_with_a_local_model(tiny_model_dir):
     assert "nothing leaves this machine" in result.stdout
 
 
+def test_doctor_and_config_say_whether_the_background_look_is_on_and_what_it_costs():
+    on = next(line for line in run_labeeb("doctor").stdout.splitlines() if " background look:" in line)
+    assert "on while listen and chat wait" in on and "0.25 of one core" in on and "background_look = false" in on
+    off = run_labeeb("doctor", env={"LABEEB_SCREEN__BACKGROUND_LOOK": "false"}).stdout
+    assert "background look: off" in off
+    config = run_labeeb("config").stdout
+    assert "screen.background_look" in config and "screen.background_budget" in config
+
+
 def test_doctor_says_when_speech_has_no_output_device():
     result = run_labeeb("doctor", env={"LABEEB_TTS__OUTPUT_DEVICE": "no-such-speaker"})
     line = next(line for line in result.stdout.splitlines() if " speech output:" in line)

@@ -75,13 +75,18 @@ def command(ctx: click.Context, images: tuple[str, ...], speak: bool = False) ->
         speaker = open_speaker(app.loaded.settings.tts, warn=lambda message: click.echo(f"labeeb: {message}", err=True))
     chat = Chat(app.assistant, speaker, [Path(p) for p in images])
     click.echo("Labeeb is listening. /help for commands, /quit to leave.")
+    from labeeb.screen.background import start_for
+
     with app.assistant:
+        looking = start_for(app.assistant)  # the screen seen before it is asked about
         for raw in _lines("you> "):
             line = raw.strip()
             if line in ("/quit", "/exit", "/q"):
                 break
             if line:
                 chat.take(line)
+        if looking is not None:
+            looking.stop()
     if speaker is not None:
         speaker.close()  # the last answer finishes speaking (Ctrl-C stops it)
     click.echo("Bye.")

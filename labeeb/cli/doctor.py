@@ -92,6 +92,20 @@ def check_screen(settings: Settings) -> Check:
     return Check("screen capture", "OK", f"({how}) {len(monitors)} monitor(s): {sizes}")
 
 
+def check_background_look(settings: Settings) -> Check:
+    """Whether the screen is seen before it is asked about, and what that may cost."""
+    screen = settings.screen
+    if not screen.background_look:
+        return Check("background look", "OK", "off (screen.background_look = false): screen questions encode the "
+                                              "screen when asked")
+    return Check("background look", "OK", (
+        f"on while listen and chat wait (serve: with server.allow_screen): a glance every "
+        f"{screen.background_interval:g} s, changes still for {screen.background_settle:g} s are encoded, at most "
+        f"{screen.background_budget:g} of one core averaged over a minute (about "
+        f"{screen.background_budget * 60:g} CPU-seconds a minute), paused on battery and while busy; "
+        "screen.background_look = false turns it off"))
+
+
 def check_microphone(settings: Settings) -> Check:
     try:
         import sounddevice
@@ -185,7 +199,8 @@ def check_plugins(app) -> Check:  # type: ignore[no-untyped-def]
 
 
 CHECKS: list[Callable[[Settings], Check]] = [
-    check_privacy, check_model, check_gpu, check_screen, check_microphone, check_speech_model, check_speech,
+    check_privacy, check_model, check_gpu, check_screen, check_background_look, check_microphone, check_speech_model,
+    check_speech,
 ]
 
 

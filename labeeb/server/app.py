@@ -13,8 +13,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from labeeb import __version__
+from labeeb.screen.background import start_for
 from labeeb.server.errors import document_errors, install_error_handlers
-from labeeb.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, HostOriginMiddleware, RequestIdMiddleware
+from labeeb.server.middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    HostOriginMiddleware,
+    RequestIdMiddleware,
+)
 from labeeb.server.routes import audio, chat, responses, screen, status
 from labeeb.server.routes.status import STATIC
 from labeeb.server.state import ServerState
@@ -40,7 +46,11 @@ def create_app(
         assistant.start()
         if preload:
             state.start_loading()
+        # Clients that may see the screen get the screen already seen (labeeb.screen.background).
+        looking = start_for(assistant) if config.allow_screen else None
         yield
+        if looking is not None:
+            looking.stop()
         state.work.stop()
         state.audio_work.stop()
         assistant.stop()

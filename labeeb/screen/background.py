@@ -1,0 +1,248 @@
+"""The background look: the screen seen before it is asked about.
+
+While Labeeb waits for a person's next command (``labeeb listen``, ``labeeb chat``, and
+``labeeb serve`` with ``server.allow_screen``), it glances at the screen every
+``screen.background_interval`` seconds and, when parts of it changed and then stayed still
+for ``screen.background_settle`` seconds, has the vision model encode the screen. The
+model's tile cache keeps what it already saw, so only changed tiles cost anything, and a
+screen question then starts with the encoding done. Answers are exactly what they would be
+without it: this only fills the engine's content-addressed caches
+(:meth:`labeeb.vision.processor.VisionProcessor.look`).
+
+It stays out of the way:
+
+- *debounced per tile*: a region that keeps changing (a ticking clock, a blinking cursor)
+  never settles, so it never starts a look;
+- *budgeted*: at most ``screen.background_budget`` of one core averaged over a minute, its
+  glances included (CPU time of the process while it works; the foreground is idle then);
+- *yields*: a command arriving stops it between two tiles; it waits while the machine is
+  busy with other programs (load average) and pauses on battery power;
+- *quiet*: its thread runs at the lowest OS priority (nice 19; torch's worker threads keep
+  theirs, which the budget bounds);
+- *private*: screenshots go through the same redaction as every capture and stay in memory.
+
+Turn it off with ``screen.background_look = false``. ``labeeb doctor`` and ``labeeb config``
+show it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+    from labeeb.config import ScreenConfig
+
+log = logging.getLogger("labeeb.screen")
+
+#: The averaging window of the CPU budget, seconds.
+WINDOW = 60.0
+#: The grid changes are tracked on: SmolVLM's 512 px tiles of a screen scaled to 2048 px wide.
+TILE_FRACTION = 4
+#: Width, in pixels, of the grey copy of the screen compared between glances (half of 1920:
+#: a text cursor stays below screen.change_min_pixels).
+THUMB_WIDTH = 960
+
+
+@dataclass
+class Budget:
+    """CPU seconds spent in the last ``window`` seconds, against ``share`` of one core."""
+
+    share: float
+    window: float = WINDOW
+    spent: deque[tuple[float, float]] = field(default_factory=deque)  # (when, CPU seconds)
+
+    def add(self, at: float, seconds: float) -> None:
+        self.spent.append((at, seconds))
+
+    def used(self, now: float) -> float:
+        while self.spent and self.spent[0][0] <= now - self.window:
+            self.spent.popleft()
+        return sum(seconds for _, seconds in self.spent)
+
+    def allows(self, now: float) -> bool:
+        return self.used(now) < self.share * self.window
+
+
+def on_battery(root: Path = Path("/sys/class/power_supply")) -> bool:
+    """True when the machine runs on a battery (no mains supply online); False when unknown."""
+    try:
+        supplies = [p for p in root.iterdir() if (p / "type").is_file()]
+        mains = [p for p in supplies if (p / "type").read_text().strip() == "Mains"]
+        batteries = [p for p in supplies if (p / "type").read_text().strip() == "Battery"]
+        if not batteries or not mains:
+            return False
+        return not any((p / "online").read_text().strip() == "1" for p in mains if (p / "online").is_file())
+    except OSError:
+        return False
+
+
+def machine_busy() -> bool:
+    """True when other programs keep most cores busy (the 1-minute load average)."""
+    try:
+        cores = os.cpu_count() or 1
+        return os.getloadavg()[0] > cores * 0.75 + 0.25
+    except OSError:  # no load average (Windows)
+        return False
+
+
+def thumbnail(image: Image) -> Any:
+    """A small grey copy of the screen as a numpy array, the size every glance compares."""
+    import numpy as np
+
+    height = max(1, round(image.height * THUMB_WIDTH / image.width))
+    return np.asarray(image.convert("L").resize((THUMB_WIDTH, height)), dtype=np.int16)
+
+
+def changed_tiles(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> set[tuple[int, int]]:
+    """The grid cells where ``after`` differs from ``before`` by more than noise."""
+    if before is None or before.shape != after.shape:
+        return {(-1, -1)}  # everything: a first glance, or the screen's size changed
+    height, width = after.shape
+    step = max(1, width // TILE_FRACTION)
+    scale = full_pixels / (width * height)  # screen pixels per thumbnail pixel
+    moved = abs(after - before) > threshold
+    cells = set()
+    for top in range(0, height, step):
+        for left in range(0, width, step):
+            if moved[top:top + step, left:left + step].sum() * scale >= min_pixels:
+                cells.add((top // step, left // step))
+    return cells
+
+
+class BackgroundLook:
+    """Keeps the vision model's view of the screen current while Labeeb waits."""
+
+    def __init__(self, vision: Any, config: ScreenConfig, answering: threading.Event,
+                 grab: Callable[[], Any] | None = None, clock: Callable[[], float] = time.monotonic,
+                 cpu: Callable[[], float] = time.process_time, battery: Callable[[], bool] = on_battery,
+                 busy: Callable[[], bool] = machine_busy) -> None:
+        self.vision = vision
+        self.config = config
+        self.answering = answering  # set while a command is answered: the look stops at once
+        self._grab = grab or self._screenshot
+        self.clock, self.cpu, self.battery, self.busy = clock, cpu, battery, busy
+        self.budget = Budget(config.background_budget)
+        self.state = "starting"
+        self.tiles = 0  # tiles encoded so far
+        self._seen: Any = None  # the thumbnail of the last glance
+        self._looked: Any = None  # the thumbnail of what was last encoded
+        self._settling: dict[tuple[int, int], float] = {}  # changed cell -> since when it is still
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self) -> BackgroundLook:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="labeeb-background-look", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def status(self) -> dict[str, Any]:
+        """What it is doing and what it costs (``labeeb doctor``)."""
+        return {"state": self.state, "tiles_encoded": self.tiles,
+                "cpu_seconds_last_minute": round(self.budget.used(self.clock()), 2),
+                "budget_cpu_seconds_per_minute": round(self.budget.share * self.budget.window, 2)}
+
+    def _run(self) -> None:
+        try:  # the lowest priority for this thread (Linux: per thread)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
+        while not self._stop.wait(self.config.background_interval):
+            try:
+                self.step()
+            except Exception as exc:  # no screen for a while, a model that failed: try again later
+                self.state = f"waiting: {exc}"
+                log.debug("background look: %s", exc)
+
+    def step(self) -> int:
+        """One glance (and, when something settled, one look): the tiles it encoded. Its CPU
+        time, the glance's included, counts against the budget."""
+        now = self.clock()
+        why = self._held(now)
+        if why:
+            self.state = why
+            return 0
+        before = self.cpu()
+        try:
+            return self._glance(now)
+        finally:
+            self.budget.add(self.clock(), max(0.0, self.cpu() - before))
+
+    def _glance(self, now: float) -> int:
+        shot = self._grab()
+        image = shot.image if hasattr(shot, "image") else shot
+        seen = thumbnail(image)
+        full = image.width * image.height
+        for cell in changed_tiles(self._seen, seen, self.config.change_threshold, self.config.change_min_pixels, full):
+            self._settling[cell] = now  # changed again: its stillness starts over
+        self._seen = seen
+        settled = [cell for cell, since in self._settling.items() if now - since >= self.config.background_settle]
+        if not settled or not changed_tiles(self._looked, seen, self.config.change_threshold,
+                                            self.config.change_min_pixels, full):
+            self.state = "watching"
+            return 0
+        return self._look(image, seen, settled)
+
+    def _held(self, now: float) -> str:
+        """Why it must not look now ("" when it may)."""
+        if self.answering.is_set():
+            return "paused: answering a command"
+        if not self.vision.can_look:
+            return "waiting for the vision model to load"
+        if self.battery():
+            return "paused: on battery"
+        if self.busy():
+            return "paused: the machine is busy"
+        if not self.budget.allows(now):
+            return "paused: CPU budget used up for this minute"
+        return ""
+
+    def _look(self, image: Image, seen: Any, settled: list[tuple[int, int]]) -> int:
+        self.state = "looking"
+        tiles = int(self.vision.look([image], self.answering))
+        self.tiles += tiles
+        if not self.answering.is_set():  # finished, not interrupted: this is what it has seen
+            self._looked = seen
+            for cell in settled:
+                self._settling.pop(cell, None)
+        self.state = "watching"
+        return tiles
+
+    def _screenshot(self) -> Any:
+        from labeeb.screen import Target, open_screen
+
+        # The same area and redaction a plain screen question captures.
+        return open_screen(self.config).grab(Target.from_options({}, self.config), windows=False)
+
+
+def start_for(assistant: Any) -> BackgroundLook | None:
+    """Start the background look for ``assistant`` when ``screen.background_look`` is on and
+    this session has a screen to look at; None otherwise (the reason is logged)."""
+    from labeeb.screen import ScreenUnavailableError, check_session
+
+    config = assistant.settings.screen
+    if not config.background_look:
+        return None
+    try:
+        check_session(backend=config.backend)
+    except ScreenUnavailableError as exc:
+        log.debug("no background look: %s", exc)
+        return None
+    return BackgroundLook(assistant.vision, config, assistant.answering).start()

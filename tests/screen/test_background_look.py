@@ -1,0 +1,171 @@
+"""The background look: settled changes are encoded before they are asked about; noise,
+answers in progress, battery, a busy machine and the CPU budget hold it back."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PIL import Image, ImageDraw
+
+from labeeb.config import ScreenConfig, VisionConfig
+from labeeb.screen.background import BackgroundLook, Budget, changed_tiles, on_battery, thumbnail
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Looker:
+    """Stands in for the vision processor: records what it was asked to look at."""
+
+    can_look = True
+
+    def __init__(self, cost: float = 0.5) -> None:
+        self.looked: list[Image.Image] = []
+        self.cost = cost
+        self.cpu = 0.0
+
+    def look(self, images, until):
+        self.looked.append(images[0])
+        self.cpu += self.cost
+        return 3
+
+
+def desktop(clock_text: str = "12:00:00", cursor: bool = False, window: bool = False) -> Image.Image:
+    image = Image.new("RGB", (1920, 1080), (40, 60, 90))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((1700, 0, 1920, 40), fill="black")
+    draw.text((1720, 10), clock_text, fill="white")  # a ticking clock
+    if cursor:
+        draw.rectangle((300, 500, 301, 519), fill="white")  # a blinking text cursor
+    if window:
+        draw.rectangle((200, 200, 1200, 800), fill="white")
+        draw.text((240, 240), "Build failed: 3 errors", fill="black")
+    return image
+
+
+def make(frames, clock, looker=None, **config):
+    looker = looker or Looker()
+    frames = iter(frames)
+    look = BackgroundLook(looker, ScreenConfig(**{"background_settle": 2.0, **config}), threading.Event(),
+                          grab=lambda: next(frames), clock=clock, cpu=lambda: looker.cpu,
+                          battery=lambda: False, busy=lambda: False)
+    return look, looker
+
+
+def run(look, clock, seconds):
+    for _ in range(seconds):
+        look.step()
+        clock.now += 1.0
+
+
+def test_a_ticking_clock_and_a_blinking_cursor_never_start_a_look_once_the_screen_is_seen():
+    clock = Clock()
+    frames = [desktop(f"12:00:{s:02d}", cursor=s % 2 == 0) for s in range(60)]
+    look, looker = make(frames, clock)
+    run(look, clock, 60)
+    assert len(looker.looked) == 1  # the first sight of the screen, once it had settled
+
+
+def test_a_change_that_stays_still_is_looked_at_once_after_it_settles():
+    clock = Clock()
+    frames = ([desktop(f"12:00:{s:02d}") for s in range(5)]
+              + [desktop(f"12:00:{s:02d}", window=True) for s in range(5, 30)])
+    look, looker = make(frames, clock)
+    run(look, clock, 5)
+    assert len(looker.looked) == 1
+    run(look, clock, 2)  # the window opened at second 5: still settling
+    assert len(looker.looked) == 1
+    run(look, clock, 23)
+    assert len(looker.looked) == 2 and looker.looked[-1].getpixel((600, 500)) == (255, 255, 255)
+    assert look.status()["tiles_encoded"] == 6
+
+
+@pytest.mark.parametrize("held", ["answering", "battery", "busy", "no model"])
+def test_it_holds_back_while_answering_on_battery_busy_or_without_a_model(held):
+    clock = Clock()
+    look, looker = make([desktop()] * 10, clock)
+    if held == "answering":
+        look.answering.set()
+    elif held == "battery":
+        look.battery = lambda: True
+    elif held == "busy":
+        look.busy = lambda: True
+    else:
+        looker.can_look = False
+    run(look, clock, 10)
+    assert looker.looked == [] and look.state.startswith(("paused", "waiting"))
+
+
+def test_the_cpu_budget_caps_the_cost_per_minute():
+    clock = Clock()
+    # A screen that changes completely every 3 seconds, each look costing 4 CPU-seconds.
+    frames = [desktop(window=(s // 3) % 2 == 1, clock_text=str(s // 3)) for s in range(240)]
+    look, looker = make(frames, clock, Looker(cost=4.0), background_settle=1.0, background_budget=0.25)
+    run(look, clock, 240)
+    # 0.25 of a core is 15 CPU-seconds a minute: at most 4 looks (16 s) start in any minute.
+    assert 4 <= len(looker.looked) <= 4 * 4 + 1
+    assert look.budget.used(clock.now) <= 15 + 4.0
+
+
+def test_the_budget_window_slides():
+    budget = Budget(0.25)
+    budget.add(0.0, 15.0)
+    assert not budget.allows(30.0) and budget.allows(60.5)
+
+
+def test_tiles_are_compared_on_a_grid_and_small_noise_is_ignored():
+    before, after = thumbnail(desktop()), thumbnail(desktop(window=True))
+    config = ScreenConfig()
+    cells = changed_tiles(before, after, config.change_threshold, config.change_min_pixels, 1920 * 1080)
+    assert cells and all(0 <= row < 3 and 0 <= col < 4 for row, col in cells)
+    cursor = thumbnail(desktop(cursor=True))
+    assert changed_tiles(before, cursor, config.change_threshold, config.change_min_pixels, 1920 * 1080) == set()
+
+
+def test_battery_is_read_from_the_power_supply_class(tmp_path):
+    def supply(name, kind, online=None):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "type").write_text(kind + "\n")
+        if online is not None:
+            (tmp_path / name / "online").write_text(f"{online}\n")
+
+    assert on_battery(tmp_path) is False  # no supplies: a desktop
+    supply("AC", "Mains", 0)
+    supply("BAT0", "Battery")
+    assert on_battery(tmp_path) is True
+    (tmp_path / "AC" / "online").write_text("1\n")
+    assert on_battery(tmp_path) is False
+
+
+@pytest.mark.slow
+def test_on_a_real_screen_the_question_finds_every_tile_seen_and_answers_the_same(xserver, tiny_model_dir):
+    """Xvfb, the tiny model: the background look encodes the screen; the question about it
+    encodes nothing more and gets exactly the answer computed without the look."""
+    from labeeb.screen import Target, open_screen
+    from labeeb.vision.processor import VisionProcessor
+    from labeeb.vision.transformers_backend import TransformersBackend
+
+    xserver.show("Build failed: 3 errors", 100, 100, "Terminal")
+    config = ScreenConfig(background_settle=0.0, background_interval=0.1)
+
+    def processor():
+        vision = VisionProcessor(VisionConfig(model=str(tiny_model_dir), dtype="float32", max_new_tokens=6),
+                                 {"transformers": TransformersBackend})
+        vision.backend()
+        return vision
+
+    vision, answering = processor(), threading.Event()
+    look = BackgroundLook(vision, config, answering, battery=lambda: False, busy=lambda: False)
+    assert look.step() > 0  # settle 0: the first glance is looked at
+    assert look.step() == 0  # nothing changed since
+    shot = open_screen(config).grab(Target.from_options({}, config))
+    answer = vision.generate("What does the error say?", [shot.image])
+    engine = vision.backend().engine
+    assert engine.last.tiles_encoded == 0 and engine.last.tiles_reused > 0
+    assert answer.text == processor().generate("What does the error say?", [shot.image]).text
