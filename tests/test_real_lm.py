@@ -35,6 +35,10 @@ def test_the_drift_comparison_finds_the_first_divergence():
     row = real_drift.compare([1, 2, 3], same, [1, 5, 3], [torch.zeros(4), torch.ones(4), torch.zeros(4)])
     assert (row["first_divergence"], row["agreeing_tokens"], row["max_logit_drift"], row["worst_step"]) == (1, 1, 1.0, 1)
     assert real_drift.compare([1, 2, 3], same, [1, 2], same[:2])["first_divergence"] == 2  # stopped early
+    report = {"model": "m", "dtype": "bfloat16", "tokens": 3, "grouped_attention": False, "identical": 0,
+              "prompts": 1, "token_agreement": 1 / 3, "max_logit_drift": 1.0,
+              "rows": [{"kind": "chat", "prompt": "Why?", **row}]}
+    assert "identical: 0/1 prompts; token agreement 33.3%; worst logit drift 1" in real_drift.table(report)
 
 
 @pytest.mark.slow
