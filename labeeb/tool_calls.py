@@ -4,7 +4,8 @@ written; the grammar makes the model write them so).
 An answer that starts with ``<tool_call>`` is calls; any other is text. Each call is reported
 as soon as its name is read, then its arguments piece by piece, as OpenAI streams them.
 Should an answer start like a call and then not be one (a remote server's text, which no
-grammar held), what was read is text after all.
+grammar held), what was read is text after all. A call cut short (``max_tokens``) keeps the
+arguments it has; one cut before its name was whole is left out.
 """
 
 from __future__ import annotations
@@ -91,7 +92,10 @@ class CallReader:
         if match is None:
             start = self._buffer.lstrip("\n") if self.calls else self._buffer
             could_be = _HEAD_START.startswith(start[: len(_HEAD_START)]) and len(start) < 300
-            if could_be and not final:
+            if could_be and final:  # a call cut short before its name was whole: nothing to report
+                self._buffer = ""
+                return []
+            if could_be:
                 return None  # wait for more
             return self._text(self._buffer)  # not a call after all
         call = Call(f"call_{uuid.uuid4().hex[:24]}", json.loads(match.group(1)))

@@ -118,6 +118,9 @@ def test_text_is_text_and_a_call_cut_short_keeps_what_it_has():
     reader.feed(call[:-15])
     reader.flush()
     assert reader.cut_short and reader.calls[0].name == "f" and reader.calls[0].arguments == "{"
+    reader = CallReader()  # cut short before the second call's name was whole
+    assert [p.name for p in reader.feed(call + "\n" + call[:20]) + reader.flush() if p.id] == ["f"]
+    assert reader.text == "" and len(reader.calls) == 1
 
 
 @pytest.fixture(scope="module", params=["fast", "plain"])
@@ -171,3 +174,54 @@ def test_labeeb_ask_refuses_a_schema_it_cannot_enforce(tiny_model_dir, labeeb_cl
     assert result.returncode == 2 and "--json-schema" in result.stderr and "strnig" in result.stderr
     result = labeeb_cli("ask", "--json-object", "help", env=env)  # help writes its own answer
     assert result.returncode == 1 and "response_format" in result.stderr, result.stderr
+
+
+def test_earlier_calls_and_tool_results_are_rendered_into_the_history():
+    from labeeb.server.images import ImagePolicy
+    from labeeb.server.schemas import ChatCompletionRequest
+    from labeeb.server.turns import parse_turn
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    body = ChatCompletionRequest.model_validate({"model": "m", "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"forecast": "sunny"}'},
+    ]})
+    turn = parse_turn(body, ImagePolicy(max_pixels=10**6, max_bytes=10**6), 4)
+    assert turn.history == [("Weather in Paris?", format_calls([("get_weather", '{"city": "Paris"}')]))]
+    assert turn.text == '<tool_response>\n{"forecast": "sunny"}\n</tool_response>'
+
+
+def test_the_request_s_shape_is_checked_before_it_waits():
+    from labeeb.server.errors import ApiError
+    from labeeb.server.schemas import ChatCompletionRequest
+    from labeeb.server.structure import requested
+
+    def shape(**fields):
+        return requested(ChatCompletionRequest.model_validate({"model": "m", "messages": [
+            {"role": "user", "content": "hi"}], **fields}))
+
+    tool = {"type": "function", "function": WEATHER}
+    tools = shape(tools=[tool, {"type": "function", "function": {"name": "ping"}}], parallel_tool_calls=False).tools
+    assert (tools.choice, tools.parallel) == ("auto", False)
+    assert tools.functions[1]["parameters"] == {"type": "object", "properties": {}, "additionalProperties": False}
+    named = shape(tools=[tool], tool_choice={"type": "function", "function": {"name": "get_weather"}}).tools
+    assert (named.choice, named.function, named.callable()) == ("function", "get_weather", [named.functions[0]])
+    assert shape(response_format={"type": "text"}).response_format is None
+    for fields, param in (({"tool_choice": "auto"}, "tool_choice"), ({"functions": []}, "functions"),
+                          ({"tools": [tool], "tool_choice": {"type": "function", "function": {"name": "x"}}},
+                           "tool_choice")):
+        with pytest.raises(ApiError) as caught:
+            shape(**fields)
+        assert (caught.value.status, caught.value.param) == (400, param)
+
+
+def test_an_upstream_s_streamed_calls_are_written_as_labeeb_s_own():
+    from labeeb.vision.openai_backend import CallText
+
+    writer = CallText()
+    text = writer.feed([{"index": 0, "id": "a", "function": {"name": "get_weather", "arguments": ""}}])
+    text += writer.feed([{"index": 0, "function": {"arguments": '{"city": '}}, {"index": 0, "function": {
+        "arguments": '"Oslo"}'}}, {"index": 1, "id": "b", "function": {"name": "ping"}}])
+    text += writer.end()
+    assert text == format_calls([("get_weather", '{"city": "Oslo"}'), ("ping", "{}")])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -29,6 +28,7 @@ from labeeb.server.errors import ApiError, error_body, reply_error, to_api_error
 from labeeb.server.jobs import next_event
 from labeeb.server.images import ImagePolicy
 from labeeb.server.queue import Job, WorkQueue
+from labeeb.server.structure import AnswerWriter, Outcome, Structure, call_delta, requested
 from labeeb.server.turns import StopCutter, Turn, parse_turn
 from labeeb.session import Session
 from labeeb.vision.backend import ContextLengthError, VisionRequest, model_identity
@@ -51,13 +51,6 @@ SCREEN_PLUGINS = ("screen", "visual_feedback")
 SESSION_HEADER = "X-Labeeb-Session"
 #: Conversations kept (the least recently used are forgotten first).
 MAX_SESSIONS = 256
-
-
-@dataclass
-class Outcome:
-    text: str
-    usage: schemas.Usage
-    finish_reason: schemas.FinishReason
 
 
 class ChatService:
@@ -107,8 +100,9 @@ class ChatService:
             id=cid, created=created, model=body.model, usage=outcome.usage,
             choices=[schemas.Choice(message=schemas.AssistantMessage(content=outcome.text),
                                     finish_reason=outcome.finish_reason)],
-        )
-        return JSONResponse(completion.model_dump())
+        ).model_dump()
+        completion["choices"][0]["message"] = outcome.message()  # with tool_calls when there are some
+        return JSONResponse(completion)
 
     async def admit(self, body: schemas.ChatCompletionRequest, request: Request,
                     session: str | None = None) -> tuple[Job, tuple[str, Any]]:
@@ -124,13 +118,14 @@ class ChatService:
         if session is not None and not (0 < len(session) <= 128 and session.isprintable()):
             raise ApiError(400, f"the {SESSION_HEADER} header must be 1 to 128 printable characters",
                            "invalid_request", SESSION_HEADER)
+        structure = await run_in_threadpool(requested, body)  # response_format, tools: a 400 if they cannot be
         turn = await run_in_threadpool(parse_turn, body, self.policy, self.config.max_images)
         await run_in_threadpool(self._check_context, turn, body)
         if body.model == LABEEB_MODEL:
             self._check_screen(turn)
-            work = lambda job: self._through_plugins(turn, body, job, session)  # noqa: E731
+            work = lambda job: self._through_plugins(turn, body, structure, job, session)  # noqa: E731
         else:
-            work = lambda job: self._direct(turn, body, job)  # noqa: E731
+            work = lambda job: self._direct(turn, body, structure, job)  # noqa: E731
         job = self.work.submit(work)  # QueueFull: a 429 (errors.py)
         first = await next_event(job, request)
         if first[0] == "error":
@@ -139,9 +134,9 @@ class ChatService:
 
     @staticmethod
     async def outcome(job: Job, first: tuple[str, Any], request: Request) -> Outcome:
-        """Wait for the whole answer (the chunks are in it)."""
+        """Wait for the whole answer (the chunks and calls are in it)."""
         event = first
-        while event[0] == "chunk":
+        while event[0] in ("chunk", "call"):
             event = await next_event(job, request)
         if event[0] == "error":
             raise to_api_error(event[1])
@@ -196,6 +191,8 @@ class ChatService:
             while True:
                 if kind == "chunk":
                     yield chunk(schemas.Delta(content=value))
+                elif kind == "call":
+                    yield chunk(call_delta(value))
                 elif kind == "done":
                     yield chunk(schemas.Delta(), value.finish_reason)
                     if include_usage:
@@ -240,8 +237,8 @@ class ChatService:
             return 0
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _direct(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job) -> Outcome:
-        cutter = StopCutter(body.stop_list())
+    def _direct(self, turn: Turn, body: schemas.ChatCompletionRequest, structure: Structure, job: Job) -> Outcome:
+        writer = AnswerWriter(job, body.stop_list(), structure)
         limit = self._token_limit(body)
         images, earlier_images = turn.decoded()  # in the model's slot: one request's pixels at a time
         stream = self.assistant.vision.stream(
@@ -253,20 +250,22 @@ class ChatService:
             temperature=body.temperature,
             top_p=body.top_p,
             seed=body.seed,
+            response_format=structure.response_format,
+            tools=structure.tools,
         )
         for piece in stream:
-            self._emit(job, cutter.feed(piece))
-            if cutter.stopped:
+            writer.feed(piece)
+            if writer.stopped:
                 job.cancel.set()
-        self._emit(job, cutter.flush())
-        usage = self._usage(stream.usage.prompt_tokens, stream.usage.completion_tokens, cutter.text)
-        finish = "length" if not cutter.stopped and usage.completion_tokens >= limit else "stop"
+        writer.flush()
+        text = writer.cutter.text
+        usage = self._usage(stream.usage.prompt_tokens, stream.usage.completion_tokens, text)
         # Plugins see direct answers too (the history records them as plugin "vision").
-        reply = Reply(cutter.text, plugin="vision", skill="direct", timings=stream.timings,
+        reply = Reply(text, plugin="vision", skill="direct", timings=stream.timings,
                       usage=LabeebUsage(usage.prompt_tokens, usage.completion_tokens))
         self.assistant.host.process_reply(reply, Command(turn.text, images, source="api",
                                                          options={"model": body.model}))
-        return Outcome(cutter.text, usage, finish)
+        return writer.outcome(usage, limit)
 
     def _session_for(self, name: str | None) -> Session:
         """The named conversation's session (the same object every request, so what plugins
@@ -279,9 +278,9 @@ class ChatService:
         session.clear()  # the request's messages are the conversation's text and pictures
         return session
 
-    def _through_plugins(self, turn: Turn, body: schemas.ChatCompletionRequest, job: Job,
+    def _through_plugins(self, turn: Turn, body: schemas.ChatCompletionRequest, structure: Structure, job: Job,
                          session: str | None = None) -> Outcome:
-        cutter = StopCutter(body.stop_list())
+        writer = AnswerWriter(job, body.stop_list(), structure)
         streamed = False
         images, earlier_images = turn.decoded()  # in the model's slot: one request's pixels at a time
         conversation = self._session_for(session)
@@ -289,29 +288,22 @@ class ChatService:
         for user, answer in turn.history:
             conversation.add_exchange(user, answer)
         options = {"system": turn.system} if turn.system else {}
-        generation = Generation(max_tokens=body.token_limit(), temperature=body.temperature,
-                                top_p=body.top_p, seed=body.seed)
+        generation = Generation(max_tokens=body.token_limit(), temperature=body.temperature, top_p=body.top_p,
+                                seed=body.seed, response_format=structure.response_format, tools=structure.tools)
         command = Command(text=turn.text, images=images, source="api", options=options, generation=generation)
         stream = self.assistant.stream(command, conversation, job.cancel)
         for piece in stream:
             streamed = True
-            self._emit(job, cutter.feed(piece))
-            if cutter.stopped:
+            writer.feed(piece)
+            if writer.stopped:
                 job.cancel.set()
         reply = stream.result()
         if reply.error:
             raise reply_error(reply.text, reply.data)
         if not streamed:  # the skill returned a finished Reply
-            self._emit(job, cutter.feed(reply.text))
-        self._emit(job, cutter.flush())
+            writer.feed(reply.text)
+        writer.flush()
         final = StopCutter(body.stop_list())  # process_reply hooks may have changed the text
         text = final.feed(reply.text) + final.flush()
         usage = self._usage(reply.usage.prompt_tokens, reply.usage.completion_tokens, text)
-        limit = self._token_limit(body)
-        finish = "length" if not cutter.stopped and reply.usage.completion_tokens >= limit else "stop"
-        return Outcome(text, usage, finish)
-
-    @staticmethod
-    def _emit(job: Job, text: str) -> None:
-        if text:
-            job.emit("chunk", text)
+        return writer.outcome(usage, self._token_limit(body), text)

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labeeb.server.queue import QueueFull
-from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, VisionError
+from labeeb.vision.backend import ContextLengthError, ModelUnavailableError, UnsupportedRequestError, VisionError
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI, Request
@@ -215,7 +215,7 @@ REPLY_ERROR_STATUS = {"invalid_request": 400, "context_length_exceeded": 400, "m
 def reply_error(text: str, data: dict[str, Any]) -> ApiError:
     """The API error for a failed :class:`labeeb.messages.Reply` (its text and data)."""
     code = data.get("error_code") or ("model_unavailable" if data.get("model_unavailable") else "plugin_error")
-    return ApiError(REPLY_ERROR_STATUS.get(code, 500), text, code)
+    return ApiError(REPLY_ERROR_STATUS.get(code, 500), text, code, data.get("error_param"))
 
 
 def to_api_error(exc: BaseException) -> ApiError:
@@ -230,6 +230,8 @@ def to_api_error(exc: BaseException) -> ApiError:
         return ApiError(503, str(exc), "model_unavailable")
     if isinstance(exc, ContextLengthError):
         return ApiError(400, str(exc), "context_length_exceeded", "messages")
+    if isinstance(exc, UnsupportedRequestError):
+        return ApiError(400, str(exc), exc.code, exc.param)
     if isinstance(exc, VisionError):
         return ApiError(500, str(exc), "vision_error")
     if isinstance(exc, asyncio.CancelledError):

@@ -2,7 +2,8 @@
 
 OpenAI clients send the whole conversation each time; Labeeb's assistant and model take the
 latest question, its images, the earlier exchanges as text and the latest earlier image
-(so a follow-up is about the same picture).
+(so a follow-up is about the same picture). An assistant's tool calls and the tools' results
+are text in the history too, written as the model writes and reads them (labeeb.structured).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from labeeb.server import schemas
 from labeeb.server.errors import ApiError
 from labeeb.server.images import EncodedImage, ImagePolicy, load_image
+from labeeb.structured import format_calls, format_tool_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -85,27 +87,39 @@ def parse_turn(body: schemas.ChatCompletionRequest, policy: ImagePolicy, max_ima
             "too_many_images", "messages",
         )
     *earlier, last = body.messages
-    if last.role != "user":
-        raise ApiError(400, "the last message must come from the user", "invalid_request", "messages")
+    if last.role not in ("user", "tool"):
+        raise ApiError(400, "the last message must come from the user (or be a tool's result)", "invalid_request",
+                       "messages")
     system = "\n".join(m.text() for m in body.messages if m.role in ("system", "developer") and m.text())
     history: list[tuple[str, str]] = []
     pending: list[str] = []
     earlier_index = None
     for index, message in enumerate(earlier):
-        if message.role == "user":
-            pending.append(message.text())
+        if message.role in ("user", "tool"):
+            pending.append(_user_text(message))
             if message.image_urls():
                 earlier_index = index
         elif message.role == "assistant" and pending:
-            history.append(("\n".join(pending), message.text()))
+            history.append(("\n".join(pending), _assistant_text(message)))
             pending = []
     last_index = len(body.messages) - 1
-    text = "\n".join([*pending, last.text()]).strip()
+    text = "\n".join([*pending, _user_text(last)]).strip()
     images = _read_images(last, last_index, policy)
     if not text and not images:
         raise ApiError(400, "the last user message has neither text nor images", "invalid_request", "messages")
     earlier_images = [] if images or earlier_index is None else _read_images(earlier[earlier_index], earlier_index, policy)
     return Turn(text or DEFAULT_IMAGE_PROMPT, system, images, earlier_images, history)
+
+
+def _user_text(message: schemas.ChatMessage) -> str:
+    """A user's words, or a tool's result as the model reads it (labeeb.structured)."""
+    return format_tool_result(message.text()) if message.role == "tool" else message.text()
+
+
+def _assistant_text(message: schemas.ChatMessage) -> str:
+    """An earlier answer: its words, and its tool calls as the model wrote them."""
+    calls = format_calls([(call.function.name, call.function.arguments) for call in message.tool_calls or []])
+    return "\n".join(part for part in (message.text(), calls) if part)
 
 
 def _read_images(message: schemas.ChatMessage, index: int, policy: ImagePolicy) -> list[EncodedImage]:

@@ -1,6 +1,8 @@
 """Vision backend for any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, Labeeb).
 
 Images travel as base64 PNG ``data:`` URLs; answers stream as server-sent events.
+``response_format`` and ``tools`` go to the upstream as they came, and its tool calls come back
+written as Labeeb's own (labeeb.structured).
 Connection failures, 429 and 5xx before the first token are retried with backoff.
 """
 
@@ -12,6 +14,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
+from labeeb.structured import CALL_END, call_prefix
 from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +46,49 @@ def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
     content.append({"type": "text", "text": request.prompt})
     messages.append({"role": "user", "content": content})
     return messages
+
+
+def answer_shape(request: VisionRequest) -> dict[str, Any]:
+    """``response_format`` and ``tools`` as the upstream takes them: it enforces them itself."""
+    shape: dict[str, Any] = {}
+    if request.response_format is not None:
+        shape["response_format"] = request.response_format
+    tools = request.tools
+    if tools is not None:
+        shape["tools"] = [{"type": "function", "function": function} for function in tools.functions]
+        shape["tool_choice"] = ({"type": "function", "function": {"name": tools.function}}
+                                if tools.choice == "function" else tools.choice)
+        if tools.choice != "none":
+            shape["parallel_tool_calls"] = tools.parallel
+    return shape
+
+
+class CallText:
+    """The upstream's streamed ``tool_calls`` written as Labeeb's calls (labeeb.structured), so
+    they are read back as the in-process model's are."""
+
+    def __init__(self) -> None:
+        self.index: int | None = None
+        self.arguments = False
+
+    def feed(self, deltas: list[dict[str, Any]]) -> str:
+        out = ""
+        for delta in deltas:
+            function = delta.get("function") or {}
+            if delta.get("index", 0) != self.index:
+                out += self.end() + ("\n" if self.index is not None else "")
+                self.index, self.arguments = delta.get("index", 0), False
+                out += call_prefix(function.get("name") or "")
+            if function.get("arguments"):
+                out += function["arguments"]
+                self.arguments = True
+        return out
+
+    def end(self) -> str:
+        """What closes the call being written (empty when none is)."""
+        if self.index is None:
+            return ""
+        return ("" if self.arguments else "{}") + "}" + CALL_END
 
 
 def _error_text(response: Any) -> str:
@@ -142,8 +188,10 @@ class OpenAIBackend:
         }
         if request.stop:
             payload["stop"] = request.stop
+        payload.update(answer_shape(request))
         stats.preprocess = time.perf_counter() - started
         response = self._post(payload)
+        calls = CallText()
         try:
             for line in response.iter_lines():
                 if request.cancel.is_set():
@@ -165,9 +213,12 @@ class OpenAIBackend:
                     stats.prompt_tokens = int(usage.get("prompt_tokens", 0))
                     stats.completion_tokens = int(usage.get("completion_tokens", 0))
                 for choice in event.get("choices", []):
-                    text = (choice.get("delta") or {}).get("content")
+                    delta = choice.get("delta") or {}
+                    text = (delta.get("content") or "") + calls.feed(delta.get("tool_calls") or [])
                     if text:
                         yield text
+            if calls.end():
+                yield calls.end()
         except httpx.HTTPError as exc:
             raise VisionError(f"the stream from {self.base_url} broke off: {exc}") from None
         finally:

@@ -218,3 +218,26 @@ max_retries = 0
     finally:
         front.stop()
         back.stop()
+
+
+def test_response_format_and_tools_go_upstream_and_its_calls_come_back(server, idle):
+    """The upstream (here another Labeeb) enforces them; its tool_calls come back as Labeeb's own."""
+    import json
+
+    import jsonschema
+    from test_structured import BOUNDED, EMAIL, SCHEMA_FORMAT, WEATHER
+
+    from labeeb.messages import Tools
+    from labeeb.tool_calls import CallReader
+
+    remote = backend(server.api, server.vision_model)
+    remote.load()
+    request = VisionRequest("Describe it.", [], max_new_tokens=60, response_format=SCHEMA_FORMAT)
+    jsonschema.validate(json.loads("".join(remote.stream(request, GenerationStats()))), BOUNDED)
+    tools = Tools((WEATHER, EMAIL), "function", "send_email", parallel=False)
+    text = "".join(remote.stream(VisionRequest("Mail it.", [], max_new_tokens=60, tools=tools), GenerationStats()))
+    reader = CallReader()
+    reader.feed(text)
+    reader.flush()
+    assert [call.name for call in reader.calls] == ["send_email"] and not reader.cut_short, text
+    jsonschema.validate(json.loads(reader.calls[0].arguments), EMAIL["parameters"])
