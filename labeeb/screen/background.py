@@ -15,8 +15,8 @@ It stays out of the way:
   never settles, so it never starts a look;
 - *budgeted*: at most ``screen.background_budget`` of one core averaged over a minute, its
   glances included (CPU time of the process while it works; the foreground is idle then);
-- *yields*: a command arriving stops it between two tiles; it waits while the machine is
-  busy with other programs (load average) and pauses on battery power;
+- *yields*: a command arriving stops it between two tiles; it waits while other programs
+  keep most cores busy (the machine's CPU time less Labeeb's own) and pauses on battery power;
 - *quiet*: its thread runs at the lowest OS priority (nice 19; torch's worker threads keep
   theirs, which the budget bounds);
 - *private*: screenshots go through the same redaction as every capture and stay in memory.
@@ -85,13 +85,32 @@ def on_battery(root: Path = Path("/sys/class/power_supply")) -> bool:
         return False
 
 
-def machine_busy() -> bool:
-    """True when other programs keep most cores busy (the 1-minute load average)."""
-    try:
-        cores = os.cpu_count() or 1
-        return os.getloadavg()[0] > cores * 0.75 + 0.25
-    except OSError:  # no load average (Windows)
-        return False
+class OthersBusy:
+    """Whether other programs keep most cores busy: the machine's CPU time (``/proc/stat``)
+    since the last call, less this process's own. Labeeb's own answers do not count, as they
+    would in the load average. Unknown (no /proc): never busy."""
+
+    def __init__(self, share: float = 0.75, stat: Path = Path("/proc/stat"),
+                 own: Callable[[], float] = time.process_time, clock: Callable[[], float] = time.monotonic) -> None:
+        self.share, self.stat, self.own, self.clock = share, stat, own, clock
+        self.cores = os.cpu_count() or 1
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        try:
+            fields = [int(v) for v in self.stat.read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)) / os.sysconf("SC_CLK_TCK")
+        return self.clock(), busy, self.own()
+
+    def __call__(self) -> bool:
+        now = self._sample()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return False
+        others = (now[1] - last[1]) - (now[2] - last[2])
+        return others / ((now[0] - last[0]) * self.cores) > self.share
 
 
 def thumbnail(image: Image) -> Any:
@@ -124,12 +143,13 @@ class BackgroundLook:
     def __init__(self, vision: Any, config: ScreenConfig, answering: threading.Event,
                  grab: Callable[[], Any] | None = None, clock: Callable[[], float] = time.monotonic,
                  cpu: Callable[[], float] = time.process_time, battery: Callable[[], bool] = on_battery,
-                 busy: Callable[[], bool] = machine_busy) -> None:
+                 busy: Callable[[], bool] | None = None) -> None:
         self.vision = vision
         self.config = config
         self.answering = answering  # set while a command is answered: the look stops at once
         self._grab = grab or self._screenshot
-        self.clock, self.cpu, self.battery, self.busy = clock, cpu, battery, busy
+        self.clock, self.cpu, self.battery = clock, cpu, battery
+        self.busy = busy or OthersBusy()
         self.budget = Budget(config.background_budget)
         self.state = "starting"
         self.tiles = 0  # tiles encoded so far

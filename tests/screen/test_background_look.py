@@ -169,3 +169,28 @@ def test_on_a_real_screen_the_question_finds_every_tile_seen_and_answers_the_sam
     engine = vision.backend().engine
     assert engine.last.tiles_encoded == 0 and engine.last.tiles_reused > 0
     assert answer.text == processor().generate("What does the error say?", [shot.image]).text
+
+
+def test_only_other_programs_make_the_machine_busy(tmp_path):
+    """The machine's CPU time less this process's own: Labeeb answering is not "busy"."""
+    import os
+
+    from labeeb.screen.background import OthersBusy
+
+    tick = os.sysconf("SC_CLK_TCK")
+    stat, clock, own = tmp_path / "stat", Clock(), [0.0]
+
+    def machine(busy_seconds: float) -> None:  # user nice system idle iowait ...
+        stat.write_text(f"cpu  {int(busy_seconds * tick)} 0 0 {10**6} 0 0 0 0 0 0\ncpu0 1 2 3 4\n")
+
+    machine(0)
+    busy = OthersBusy(stat=stat, own=lambda: own[0], clock=clock)
+    cores = os.cpu_count() or 1
+    clock.now += 10
+    machine(10 * cores * 0.9)  # 90% of every core for 10 s ...
+    own[0] = 10 * cores * 0.9  # ... all of it this process's own
+    assert busy() is False
+    clock.now += 10
+    machine(10 * cores * 1.8)  # another 90%, none of it ours
+    assert busy() is True
+    assert OthersBusy(stat=tmp_path / "missing")() is False
