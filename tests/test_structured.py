@@ -209,6 +209,7 @@ def test_the_request_s_shape_is_checked_before_it_waits():
     assert (named.choice, named.function, named.callable()) == ("function", "get_weather", [named.functions[0]])
     assert shape(response_format={"type": "text"}).response_format is None
     for fields, param in (({"tool_choice": "auto"}, "tool_choice"), ({"functions": []}, "functions"),
+                          ({"parallel_tool_calls": True}, "parallel_tool_calls"),
                           ({"tools": [tool], "tool_choice": {"type": "function", "function": {"name": "x"}}},
                            "tool_choice")):
         with pytest.raises(ApiError) as caught:

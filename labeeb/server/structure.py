@@ -58,6 +58,8 @@ def _tools(body: schemas.ChatCompletionRequest) -> Tools | None:
     if not body.tools:
         if choice is not None and choice != "none":
             raise ApiError(400, "tool_choice needs tools", "invalid_request", "tool_choice")
+        if body.parallel_tool_calls is not None:
+            raise ApiError(400, "parallel_tool_calls needs tools", "invalid_request", "parallel_tool_calls")
         return None
     names = [tool.function.name for tool in body.tools]
     if len(set(names)) < len(names):

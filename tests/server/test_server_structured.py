@@ -125,6 +125,10 @@ def test_model_labeeb_honours_response_format_through_its_fallback_skill(client)
     jsonschema.validate(json.loads(answer.choices[0].message.content), CITY)
     content, _, _ = streamed(client, model="labeeb", max_tokens=60, response_format=CITY_FORMAT, messages=ASK_CITY)
     jsonschema.validate(json.loads(content), CITY)
+    _, calls, finish = streamed(client, model="labeeb", max_tokens=60, tools=[WEATHER], tool_choice="required",
+                                parallel_tool_calls=False, messages=ASK_WEATHER)
+    assert finish == "tool_calls" and calls[0]["name"] == "get_weather"
+    jsonschema.validate(json.loads(calls[0]["arguments"]), WEATHER["function"]["parameters"])
 
 
 def test_a_required_call_is_well_formed_plain_and_streamed(client, real_server):
