@@ -34,24 +34,31 @@ class GrammarError(UnsupportedRequestError):
     code = "invalid_schema"
 
 
-def compile_grammar(response_format: dict[str, Any] | None, tools: Tools | None, tokenizer: Any = None) -> str | None:
-    """llguidance's grammar for the request, checked (against ``tokenizer`` when given); None
-    when the answer is free text. Raises :class:`GrammarError` naming the field at fault."""
+def compile_grammar(response_format: dict[str, Any] | None, tools: Tools | None, tokenizer: Any = None,
+                    eos: tuple[int, ...] = ()) -> str | None:
+    """llguidance's grammar for the request, checked (against ``tokenizer`` ending answers with
+    ``eos``, when given); None when the answer is free text. Raises :class:`GrammarError`
+    naming the field at fault."""
     import llguidance
 
     text = grammar_text(response_format, tools)
     if text is None:
         return None
-    param = "tools" if tools is not None and tools.choice != "none" else "response_format"
+    param = _param(tools)
     try:
         grammar = llguidance.LLMatcher.grammar_from_lark(text)
     except ValueError as exc:
         raise GrammarError(f"{param} cannot be compiled into a grammar: {exc}", param) from None
     failed, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
-        grammar, _lltokenizer(tokenizer) if tokenizer is not None else None)
+        grammar, _lltokenizer(tokenizer, eos) if tokenizer is not None else None)
     if failed:
         raise GrammarError(f"{param} cannot be compiled into a grammar: {messages[0]}", param)
     return grammar
+
+
+def _param(tools: Tools | None) -> str:
+    """The request field a grammar comes from: the tools when calls are allowed."""
+    return "tools" if tools is not None and tools.choice != "none" else "response_format"
 
 
 def _lltokenizer(tokenizer: Any, eos: tuple[int, ...] = ()) -> Any:
@@ -130,12 +137,13 @@ def constraint(response_format: dict[str, Any] | None, tools: Tools | None, toke
     ``eos`` are the model's end-of-answer tokens (default: the tokenizer's)."""
     import llguidance
 
-    grammar = compile_grammar(response_format, tools, tokenizer)
+    ends = tuple(sorted(eos or ()))
+    grammar = compile_grammar(response_format, tools, tokenizer, ends)
     if grammar is None:
         return None
-    matcher = llguidance.LLMatcher(_lltokenizer(tokenizer, tuple(sorted(eos or ()))), grammar, log_level=0)
+    matcher = llguidance.LLMatcher(_lltokenizer(tokenizer, ends), grammar, log_level=0)
     if matcher.is_error():
-        raise GrammarError(f"the grammar cannot be used: {matcher.get_error()}", "response_format")
+        raise GrammarError(f"the grammar cannot be used: {matcher.get_error()}", _param(tools))
     return Constraint(matcher, len(tokenizer))
 
 
