@@ -48,7 +48,7 @@ def _busy_work(seconds: float) -> float:
 
 def session(variant: str, model_dir: str, minutes: float, times: list[float], seed: int, tokens: int) -> dict:
     """One arm, in this process, on the display in DISPLAY."""
-    from labeeb.config import ScreenConfig, VisionConfig
+    from labeeb.config import ScreenConfig
     from labeeb.screen import Target, open_screen
 
     sys.path.insert(0, str(HERE.parent))

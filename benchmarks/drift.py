@@ -30,7 +30,7 @@ from benchmarks.worker import FOLLOW_UP, QUESTION
 
 def first_logits(engine, processor, question, image):
     from labeeb.vision.backend import GenerationStats, VisionRequest
-    from labeeb.vision.transformers_backend import build_messages
+    from labeeb.vision.backends.transformers import build_messages
 
     captured = []
     original = engine._logits
@@ -50,7 +50,7 @@ def first_logits(engine, processor, question, image):
 
 def decode_logits(engine, processor, question, image, tokens):
     from labeeb.vision.backend import GenerationStats, VisionRequest
-    from labeeb.vision.transformers_backend import build_messages
+    from labeeb.vision.backends.transformers import build_messages
 
     captured = []
     step, logits = engine.decoder.step, engine._logits

@@ -97,7 +97,7 @@ def request_for(prompt: Prompt, tokens: int) -> Any:
 
 
 def chat_text(processor: Any, prompt: Prompt) -> str:
-    from labeeb.vision.transformers_backend import build_messages
+    from labeeb.vision.backends.transformers import build_messages
 
     return processor.apply_chat_template(build_messages(request_for(prompt, 1)), add_generation_prompt=True)
 

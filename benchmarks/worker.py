@@ -79,7 +79,7 @@ class Labeeb(Asker):
         super().__init__(model_dir, tokens)
         from labeeb.config import VisionConfig
         from labeeb.vision.processor import VisionProcessor
-        from labeeb.vision.transformers_backend import TransformersBackend
+        from labeeb.vision.backends.transformers import TransformersBackend
 
         # The answer cache stays on (it is part of Labeeb) but no scenario asks the same
         # question about the same picture twice, so it never answers here.

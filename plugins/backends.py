@@ -16,25 +16,25 @@ REACHES: list[str] = ["network"]
 
 
 def _transformers(config: VisionConfig) -> VisionBackend:
-    from labeeb.vision.transformers_backend import TransformersBackend
+    from labeeb.vision.backends.transformers import TransformersBackend
 
     return TransformersBackend(config)
 
 
 def _mlx(config: VisionConfig) -> VisionBackend:
-    from labeeb.vision.mlx_backend import MlxBackend
+    from labeeb.vision.backends.mlx import MlxBackend
 
     return MlxBackend(config)
 
 
 def _openai(config: VisionConfig) -> VisionBackend:
-    from labeeb.vision.openai_backend import OpenAIBackend
+    from labeeb.vision.backends.openai import OpenAIBackend
 
     return OpenAIBackend(config)
 
 
 def _ocr(config: VisionConfig) -> VisionBackend:
-    from labeeb.vision.fallback import OcrBackend
+    from labeeb.vision.backends.fallback import OcrBackend
 
     return OcrBackend(config)
 

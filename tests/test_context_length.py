@@ -14,7 +14,7 @@ from labeeb.config import VisionConfig
 from labeeb.vision.backend import ContextLengthError, GenerationStats, VisionRequest, answer_room
 from labeeb.vision.engine import Engine
 from labeeb.vision.processor import VisionProcessor
-from labeeb.vision.transformers_backend import TransformersBackend, build_messages
+from labeeb.vision.backends.transformers import TransformersBackend, build_messages
 
 
 @pytest.fixture(scope="module")

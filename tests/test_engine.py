@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 
 from labeeb.vision.backend import GenerationStats, VisionRequest
 from labeeb.vision.engine import Engine
-from labeeb.vision.transformers_backend import build_messages
+from labeeb.vision.backends.transformers import build_messages
 
 
 @pytest.fixture(scope="module")

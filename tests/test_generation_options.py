@@ -14,7 +14,7 @@ from labeeb.config import VisionConfig
 from labeeb.messages import Command, Generation
 from labeeb.testing import FakeVision, make_assistant
 from labeeb.vision.processor import VisionProcessor
-from labeeb.vision.transformers_backend import TransformersBackend
+from labeeb.vision.backends.transformers import TransformersBackend
 
 sys.path.insert(0, str(Path(__file__).parent / "reliability"))
 

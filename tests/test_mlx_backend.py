@@ -32,7 +32,7 @@ def photo(size=(640, 480)):
 
 @pytest.fixture(scope="module")
 def mlx_backend(tiny_model_dir):
-    from labeeb.vision.mlx_backend import MlxBackend
+    from labeeb.vision.backends.mlx import MlxBackend
 
     backend = MlxBackend(VisionConfig(backend="mlx", model=str(tiny_model_dir)))
     backend.load()
@@ -40,7 +40,7 @@ def mlx_backend(tiny_model_dir):
 
 
 def test_importing_the_backend_imports_no_mlx():
-    code = "import sys, labeeb.vision.mlx_backend, labeeb_plugins.backends; print(sorted(m for m in sys.modules if m.startswith('mlx')))"
+    code = "import sys, labeeb.vision.backends.mlx, labeeb_plugins.backends; print(sorted(m for m in sys.modules if m.startswith('mlx')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -72,7 +72,7 @@ def test_streams_an_answer_about_an_image_with_real_token_counts(tiny_model_dir)
 def test_prompt_is_what_transformers_builds_images_first(mlx_backend, tiny_model_dir):
     from transformers import AutoProcessor
 
-    from labeeb.vision.transformers_backend import build_messages
+    from labeeb.vision.backends.transformers import build_messages
 
     request = VisionRequest("and the colour?", [photo()], history=[("describe this", "a white page")])
     inputs = mlx_backend.prepare(request)
@@ -119,7 +119,7 @@ def test_a_prompt_longer_than_the_context_is_refused_before_generating(mlx_backe
 
 def test_missing_mlx_is_a_clear_error_with_the_fix(monkeypatch, tiny_model_dir):
     from labeeb.cli.doctor import check_model
-    from labeeb.vision.mlx_backend import MlxBackend
+    from labeeb.vision.backends.mlx import MlxBackend
 
     monkeypatch.setitem(sys.modules, "mlx_vlm", None)  # as if not installed
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "mlx_vlm" else object())
@@ -132,7 +132,7 @@ def test_missing_mlx_is_a_clear_error_with_the_fix(monkeypatch, tiny_model_dir):
 
 
 def test_a_model_mlx_vlm_cannot_load_is_a_clear_error(tiny_model_dir, tmp_path):
-    from labeeb.vision.mlx_backend import MlxBackend
+    from labeeb.vision.backends.mlx import MlxBackend
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -168,7 +168,7 @@ def test_doctor_reports_the_mlx_backend(tiny_model_dir):
 
 
 def _factory():
-    from labeeb.vision.mlx_backend import MlxBackend
+    from labeeb.vision.backends.mlx import MlxBackend
 
     return MlxBackend
 
@@ -195,7 +195,7 @@ def test_real_smolvlm_256m_architecture_loads_and_answers(smolvlm_dir):
     CPU, MLX takes about a minute per 512 px tile, and an image is up to 17 tiles."""
     from mlx.utils import tree_flatten
 
-    from labeeb.vision.mlx_backend import MlxBackend
+    from labeeb.vision.backends.mlx import MlxBackend
 
     backend = MlxBackend(VisionConfig(backend="mlx", model=str(smolvlm_dir)))
     backend.load()

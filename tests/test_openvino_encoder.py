@@ -9,7 +9,7 @@ from labeeb.vision import openvino_encoder
 from labeeb.vision.backend import ModelUnavailableError
 from labeeb.vision.engine import Engine
 from labeeb.vision.processor import VisionProcessor
-from labeeb.vision.transformers_backend import TransformersBackend
+from labeeb.vision.backends.transformers import TransformersBackend
 
 pytest.importorskip("openvino", reason="OpenVINO is an optional extra: pip install openvino")
 

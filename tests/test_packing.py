@@ -9,7 +9,7 @@ from labeeb.vision.backend import GenerationStats, VisionRequest
 from labeeb.vision.decode import Decoder, new_cache
 from labeeb.vision.engine import Engine
 from labeeb.vision.packing import _clean_file_mappings, pack_weights, release
-from labeeb.vision.transformers_backend import build_messages
+from labeeb.vision.backends.transformers import build_messages
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN")
 

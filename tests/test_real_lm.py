@@ -13,7 +13,7 @@ from benchmarks import real_drift
 from labeeb import real_lm
 from labeeb.config import VisionConfig
 from labeeb.vision.processor import VisionProcessor
-from labeeb.vision.transformers_backend import TransformersBackend
+from labeeb.vision.backends.transformers import TransformersBackend
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from labeeb.structured import format_calls, grammar_text
 from labeeb.tool_calls import CallPiece, CallReader
 from labeeb.vision.grammar import GrammarError, apply_bitmask, compile_grammar, constraint
 from labeeb.vision.processor import VisionProcessor
-from labeeb.vision.transformers_backend import TransformersBackend
+from labeeb.vision.backends.transformers import TransformersBackend
 
 #: Bounded answers: a random model writes digits and letters without end where it may.
 BOUNDED = {
@@ -218,7 +218,7 @@ def test_the_request_s_shape_is_checked_before_it_waits():
 
 
 def test_an_upstream_s_streamed_calls_are_written_as_labeeb_s_own():
-    from labeeb.vision.openai_backend import CallText
+    from labeeb.vision.backends.openai import CallText
 
     writer = CallText()
     text = writer.feed([{"index": 0, "id": "a", "function": {"name": "get_weather", "arguments": ""}}])

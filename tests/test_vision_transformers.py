@@ -10,7 +10,7 @@ from cli_runner import run_labeeb
 from labeeb.config import VisionConfig
 from labeeb.vision.backend import ModelUnavailableError
 from labeeb.vision.processor import VisionProcessor
-from labeeb.vision.transformers_backend import TransformersBackend
+from labeeb.vision.backends.transformers import TransformersBackend
 
 
 def processor_for(model_dir, **overrides):

@@ -39,7 +39,7 @@ def check_model(settings: Settings) -> Check:
 
     runs = ""
     if vision.backend == "mlx":
-        from labeeb.vision import mlx_backend
+        from labeeb.vision.backends import mlx as mlx_backend
 
         problem = mlx_backend.missing()
         if problem:
@@ -63,7 +63,7 @@ def check_gpu(settings: Settings) -> Check:
         return Check("GPU", "OK", f"CUDA: {torch.cuda.get_device_name(0)}")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return Check("GPU", "OK", "Apple MPS")
-    from labeeb.vision.transformers_backend import cpu_has_bf16
+    from labeeb.vision.backends.transformers import cpu_has_bf16
 
     kind = "bf16" if cpu_has_bf16() else "fp32"
     return Check("GPU", "OK", f"none; the model runs on the CPU in {kind} ({os.cpu_count()} cores)")

@@ -150,8 +150,8 @@ class VisionProcessor:
             if self._backend is None:
                 name = self.config.backend
                 factory = self.factories.get(name)
-                if self.config.fallback:  # several backends in order: labeeb.vision.fallback
-                    from labeeb.vision.fallback import FallbackChain
+                if self.config.fallback:  # several backends in order: labeeb.vision.backends.fallback
+                    from labeeb.vision.backends.fallback import FallbackChain
 
                     backend: VisionBackend = FallbackChain(self.config, self.factories, on_switch=self.cache.clear)
                 elif factory is None:

@@ -155,7 +155,7 @@ def test_frames_are_one_tile_each_and_cost_less_than_a_screenshot(tiny_model_dir
 
     from labeeb.config import VisionConfig
     from labeeb.vision.processor import VisionProcessor
-    from labeeb.vision.transformers_backend import TransformersBackend
+    from labeeb.vision.backends.transformers import TransformersBackend
 
     vision = VisionProcessor(VisionConfig(model=str(tiny_model_dir), dtype="float32", max_new_tokens=2),
                              {"transformers": TransformersBackend})

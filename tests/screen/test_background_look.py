@@ -149,7 +149,7 @@ def test_on_a_real_screen_the_question_finds_every_tile_seen_and_answers_the_sam
     encodes nothing more and gets exactly the answer computed without the look."""
     from labeeb.screen import Target, open_screen
     from labeeb.vision.processor import VisionProcessor
-    from labeeb.vision.transformers_backend import TransformersBackend
+    from labeeb.vision.backends.transformers import TransformersBackend
 
     xserver.show("Build failed: 3 errors", 100, 100, "Terminal")
     config = ScreenConfig(background_settle=0.0, background_interval=0.1)

@@ -18,7 +18,7 @@ from server_kit import KEY, LabeebServer, free_port, png_url, user_message
 from labeeb.config import OpenAIBackendConfig, Settings, VisionConfig
 from labeeb.testing import make_assistant, run_command
 from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest
-from labeeb.vision.openai_backend import OpenAIBackend
+from labeeb.vision.backends.openai import OpenAIBackend
 
 pytestmark = pytest.mark.slow
 

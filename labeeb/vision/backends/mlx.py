@@ -23,7 +23,7 @@ from labeeb.vision.backend import (
     sampling_temperature,
 )
 from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
-from labeeb.vision.transformers_backend import build_messages
+from labeeb.vision.backends.transformers import build_messages
 
 if TYPE_CHECKING:  # pragma: no cover
     from labeeb.config import VisionConfig

@@ -35,7 +35,7 @@ def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for user, assistant in request.history:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    from labeeb.vision.transformers_backend import image_parts
+    from labeeb.vision.backends.transformers import image_parts
 
     # The same layout as in process (a video's frames each introduced by its time).
     pictures = iter(request.images)
