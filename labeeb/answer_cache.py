@@ -84,6 +84,7 @@ class AnswerCache:
             request.temperature,
             tuple(request.stop),
             tuple(request.frame_times) if request.frame_times is not None else None,
+            request.split_images,
             request.top_p,
             request.seed,
             json.dumps(request.response_format, sort_keys=True),

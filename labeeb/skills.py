@@ -164,6 +164,8 @@ class Request:
                 and all(a is b for a, b in zip(images, self.command.images))
                 and self.assistant.settings.video.detail == "low"):
             options["frame_times"] = times
+        if self.command.options.get("image_detail") == "low" and "detail" not in options:
+            options["detail"] = "low"  # the API's image_url.detail = "low": one tile per picture
         stream = self.vision.stream(
             prompt,
             images,

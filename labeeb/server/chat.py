@@ -168,7 +168,7 @@ class ChatService:
         if count is None or not limit:
             return
         images = turn.images or turn.earlier_images
-        request = VisionRequest(turn.prompt, [], history=turn.history)
+        request = VisionRequest(turn.prompt, [], history=turn.history, detail=turn.detail)
         tokens = count(request, [image.size for image in images])
         wanted = body.token_limit()
         if tokens >= limit or (wanted and tokens + wanted > limit):
@@ -252,6 +252,7 @@ class ChatService:
             seed=body.seed,
             response_format=structure.response_format,
             tools=structure.tools,
+            detail=turn.detail,
         )
         for piece in stream:
             writer.feed(piece)
@@ -287,7 +288,9 @@ class ChatService:
         conversation.set_images(earlier_images)
         for user, answer in turn.history:
             conversation.add_exchange(user, answer)
-        options = {"system": turn.system} if turn.system else {}
+        options: dict[str, Any] = {"system": turn.system} if turn.system else {}
+        if turn.detail:
+            options["image_detail"] = turn.detail
         generation = Generation(max_tokens=body.token_limit(), temperature=body.temperature, top_p=body.top_p,
                                 seed=body.seed, response_format=structure.response_format, tools=structure.tools)
         command = Command(text=turn.text, images=images, source="api", options=options, generation=generation)

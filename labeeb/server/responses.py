@@ -152,9 +152,6 @@ def to_chat(body: ResponsesRequest, earlier: list[dict[str, Any]]) -> tuple[dict
         "messages": ([{"role": "system", "content": body.instructions}] if body.instructions else []) + messages,
     }
     if fmt.type != "text":
-        if "response_format" not in schemas.ChatCompletionRequest.model_fields:
-            raise ApiError(400, "structured output (text.format) is not available on this server", "invalid_request",
-                           "text.format")
         chat["response_format"] = ({"type": "json_object"} if fmt.type == "json_object" else {
             "type": "json_schema", "json_schema": {"name": fmt.name or "response", "schema": fmt.schema_ or {},
                                                    "strict": bool(fmt.strict), "description": fmt.description}})

@@ -26,7 +26,9 @@ class _Request(BaseModel):
 
 class ImageURL(_Request):
     url: str = Field(min_length=1)
-    detail: Literal["auto", "low", "high"] | None = None
+    # "low": one 512 px tile per picture (when every picture of the request asks for it);
+    # "auto", "high", "original": Labeeb's usual tiles (labeeb.server.turns).
+    detail: Literal["auto", "low", "high", "original"] | None = None
 
 
 class TextPart(_Request):

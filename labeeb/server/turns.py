@@ -35,6 +35,8 @@ class Turn:
     images: list[EncodedImage] = field(default_factory=list)
     earlier_images: list[EncodedImage] = field(default_factory=list)
     history: list[tuple[str, str]] = field(default_factory=list)
+    #: "low" when every picture this turn is about asked for image_url.detail = "low".
+    detail: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -95,10 +97,10 @@ def parse_turn(body: schemas.ChatCompletionRequest, policy: ImagePolicy, max_ima
     pending: list[str] = []
     earlier_index = None
     for index, message in enumerate(earlier):
+        if message.image_urls():  # a picture in any turn, the assistant's too, is kept
+            earlier_index = index
         if message.role in ("user", "tool"):
             pending.append(_user_text(message))
-            if message.image_urls():
-                earlier_index = index
         elif message.role == "assistant" and pending:
             history.append(("\n".join(pending), _assistant_text(message)))
             pending = []
@@ -108,7 +110,16 @@ def parse_turn(body: schemas.ChatCompletionRequest, policy: ImagePolicy, max_ima
     if not text and not images:
         raise ApiError(400, "the last user message has neither text nor images", "invalid_request", "messages")
     earlier_images = [] if images or earlier_index is None else _read_images(earlier[earlier_index], earlier_index, policy)
-    return Turn(text or DEFAULT_IMAGE_PROMPT, system, images, earlier_images, history)
+    shown = last if images else (earlier[earlier_index] if earlier_images and earlier_index is not None else None)
+    return Turn(text or DEFAULT_IMAGE_PROMPT, system, images, earlier_images, history, _detail(shown))
+
+
+def _detail(message: schemas.ChatMessage | None) -> str | None:
+    """"low" when every picture of ``message`` asks for low detail (one tile each)."""
+    if message is None or isinstance(message.content, str) or not message.content:
+        return None
+    details = [part.image_url.detail for part in message.content if isinstance(part, schemas.ImagePart)]
+    return "low" if details and all(d == "low" for d in details) else None
 
 
 def _user_text(message: schemas.ChatMessage) -> str:

@@ -102,11 +102,14 @@ class VisionRequest:
     # response_format, and functions the model may or must call (labeeb.messages.Tools).
     response_format: dict[str, Any] | None = None
     tools: Tools | None = None
+    # "low": each picture is one 512 px tile, not split (OpenAI's image_url.detail = "low":
+    # fewer tokens, a faster answer, less detail seen); None: split as the processor does.
+    detail: str | None = None
 
     @property
     def split_images(self) -> bool:
-        """Whether pictures are split into 512 px tiles (not for video frames)."""
-        return self.frame_times is None
+        """Whether pictures are split into 512 px tiles (not for video frames, nor at low detail)."""
+        return self.frame_times is None and self.detail != "low"
 
 
 @dataclass

@@ -186,6 +186,7 @@ class VisionProcessor:
         seed: int | None = None,
         response_format: dict[str, Any] | None = None,
         tools: Tools | None = None,
+        detail: str | None = None,
     ) -> VisionStream:
         """Ask about ``images``; with ``frame_times`` (seconds) they are a video's frames.
         ``response_format`` and ``tools`` (OpenAI's) shape the answer, enforced while decoding."""
@@ -203,6 +204,7 @@ class VisionProcessor:
             seed=seed,
             response_format=response_format,
             tools=tools,
+            detail=detail,
         )
         return VisionStream(self, request)
 

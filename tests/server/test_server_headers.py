@@ -54,3 +54,30 @@ def test_a_bad_content_part_is_named_by_its_path(server, content, param):
     error = httpx.post(server.api + "/chat/completions", json=body).json()["error"]
     assert error["param"] == param, error
     assert error["message"].startswith(param + ":") and "valid string" not in error["message"], error
+
+
+def test_low_detail_is_one_tile_per_picture_and_every_detail_the_sdk_sends_is_taken(client, server, idle):
+    from server_kit import png_url
+
+    def ask(detail):
+        part = {"type": "image_url", "image_url": {"url": png_url((1100, 900)), **({"detail": detail} if detail else {})}}
+        return client.chat.completions.create(model=server.vision_model, max_tokens=1, messages=[
+            {"role": "user", "content": [{"type": "text", "text": "What is this?"}, part]}]).usage.prompt_tokens
+
+    tiles = ask(None)
+    assert ask("auto") == ask("high") == ask("original") == tiles
+    assert ask("low") < tiles - 64  # one 512 px tile instead of the split picture and its overview
+
+
+def test_a_picture_in_an_assistant_turn_is_kept_for_the_follow_up(client, server, idle):
+    from server_kit import png_url
+
+    picture = {"type": "image_url", "image_url": {"url": png_url()}}
+    with_picture = client.chat.completions.create(model=server.vision_model, max_tokens=1, messages=[
+        {"role": "user", "content": "Draw me a square."},
+        {"role": "assistant", "content": [{"type": "text", "text": "Here it is."}, picture]},
+        {"role": "user", "content": "What colour is it?"}])
+    without = client.chat.completions.create(model=server.vision_model, max_tokens=1, messages=[
+        {"role": "user", "content": "Draw me a square."}, {"role": "assistant", "content": "Here it is."},
+        {"role": "user", "content": "What colour is it?"}])
+    assert with_picture.usage.prompt_tokens > without.usage.prompt_tokens + 64

@@ -90,3 +90,15 @@ def test_what_is_not_supported_is_refused_by_name(server, idle, extra, param):
     response = httpx.post(server.api + "/responses", json=body, timeout=60)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param, response.text
+
+
+def test_text_format_json_schema_comes_back_as_valid_json(client, server, idle):
+    import json
+
+    schema = {"type": "object", "properties": {"colour": {"type": "string", "enum": ["red", "green", "blue"]}},
+              "required": ["colour"], "additionalProperties": False}
+    response = client.responses.create(
+        model=server.vision_model, max_output_tokens=40, input="What colour? Answer in JSON.",
+        text={"format": {"type": "json_schema", "name": "colour", "schema": schema, "strict": True}})
+    assert json.loads(response.output_text)["colour"] in ("red", "green", "blue")
+    assert response.text.format.type == "json_schema"

@@ -128,6 +128,11 @@ class MlxBackend:
         from mlx_vlm.prompt_utils import get_chat_template
         from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
 
+        if request.detail == "low" and request.images:
+            from labeeb.vision.backend import UnsupportedRequestError
+
+            raise UnsupportedRequestError("image_url.detail = \"low\" (one tile per picture) is not available with "
+                                          "the MLX backend; ask without it", "image_url.detail")
         prompt = get_chat_template(self.processor, build_messages(request), add_generation_prompt=True)
         config = self.model.config
         return dict(prepare_inputs(

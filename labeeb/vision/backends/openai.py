@@ -40,7 +40,9 @@ def build_messages(request: VisionRequest) -> list[dict[str, Any]]:
     # The same layout as in process (a video's frames each introduced by its time).
     pictures = iter(request.images)
     content: list[dict[str, Any]] = [
-        {"type": "image_url", "image_url": {"url": image_data_url(next(pictures))}} if part["type"] == "image" else part
+        {"type": "image_url", "image_url": {"url": image_data_url(next(pictures)),
+                                            **({"detail": request.detail} if request.detail else {})}}
+        if part["type"] == "image" else part
         for part in image_parts(request)
     ]
     content.append({"type": "text", "text": request.prompt})
