@@ -216,12 +216,13 @@ class ChatService:
     def _token_limit(self, body: schemas.ChatCompletionRequest) -> int:
         return body.token_limit() or self.assistant.settings.vision.max_new_tokens
 
-    def _usage(self, prompt_tokens: int, completion_tokens: int, text: str) -> schemas.Usage:
+    def _usage(self, prompt_tokens: int, completion_tokens: int, text: str, cached: int = 0) -> schemas.Usage:
         if prompt_tokens and not completion_tokens and text:  # the model ran but stopped early
             completion_tokens = self._count_tokens(text)
         return schemas.Usage(
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
+            prompt_tokens_details=schemas.PromptTokensDetails(cached_tokens=cached),
         )
 
     def _count_tokens(self, text: str) -> int:
@@ -260,7 +261,7 @@ class ChatService:
                 job.cancel.set()
         writer.flush()
         text = writer.cutter.text
-        usage = self._usage(stream.usage.prompt_tokens, stream.usage.completion_tokens, text)
+        usage = self._usage(stream.usage.prompt_tokens, stream.usage.completion_tokens, text, stream.usage.cached_tokens)
         # Plugins see direct answers too (the history records them as plugin "vision").
         reply = Reply(text, plugin="vision", skill="direct", timings=stream.timings,
                       usage=LabeebUsage(usage.prompt_tokens, usage.completion_tokens))
@@ -308,5 +309,5 @@ class ChatService:
         writer.flush()
         final = StopCutter(body.stop_list())  # process_reply hooks may have changed the text
         text = final.feed(reply.text) + final.flush()
-        usage = self._usage(reply.usage.prompt_tokens, reply.usage.completion_tokens, text)
+        usage = self._usage(reply.usage.prompt_tokens, reply.usage.completion_tokens, text, reply.usage.cached_tokens)
         return writer.outcome(usage, self._token_limit(body), text)

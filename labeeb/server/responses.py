@@ -195,7 +195,8 @@ def message_item(message_id: str, text: str, status: str) -> dict[str, Any]:
 
 def _usage(usage: schemas.Usage) -> dict[str, Any]:
     return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens, "input_tokens_details": {"cached_tokens": 0},
+            "total_tokens": usage.total_tokens,
+            "input_tokens_details": {"cached_tokens": usage.prompt_tokens_details.cached_tokens},
             "output_tokens_details": {"reasoning_tokens": 0}}
 
 

@@ -1,8 +1,10 @@
 """Request and response bodies, in OpenAI's shape, so any OpenAI client can talk to Labeeb.
 
-Unknown request fields are ignored rather than refused: clients such as Open WebUI send
-extras (``user``, ``logit_bias``) that make no difference to a local model. Fields that shape
-the answer (``response_format``, ``tools``) are honoured or refused, never ignored.
+A chat completion request's fields are each honoured or refused with a 400 naming the field,
+never accepted and ignored: fields Labeeb cannot honour are taken only with the value that
+asks for nothing (``logprobs: false``, ``frequency_penalty: 0``, ...), and a field it does not
+know is refused by name (``tests/server/test_server_fields.py`` goes through every field the
+``openai`` SDK can send).
 """
 
 from __future__ import annotations
@@ -131,7 +133,31 @@ class NamedToolChoice(_Request):
     function: ToolChoiceFunction
 
 
+#: Fields Labeeb cannot honour, taken only with the value that asks for nothing (what to say).
+NEUTRAL_ONLY: dict[str, tuple[tuple[Any, ...], str]] = {
+    "logprobs": ((None, False), "token log probabilities are not available"),
+    "top_logprobs": ((None, 0), "token log probabilities are not available"),
+    "logit_bias": ((None, {}), "logit_bias is not supported"),
+    "frequency_penalty": ((None, 0, 0.0), "frequency_penalty is not supported (only 0)"),
+    "presence_penalty": ((None, 0, 0.0), "presence_penalty is not supported (only 0)"),
+    "modalities": ((None, ["text"]), "only text answers: modalities must be [\"text\"]"),
+    "audio": ((None,), "spoken answers come from /v1/audio/speech, not from chat completions"),
+    "prediction": ((None,), "predicted outputs are not supported"),
+    "reasoning_effort": ((None,), "this model does not reason in steps: reasoning_effort is not supported"),
+    "verbosity": ((None,), "verbosity is not supported"),
+    "web_search_options": ((None,), "this server does not search the web"),
+    "store": ((None, False), "this server keeps no completions for later use (store must be false)"),
+    "service_tier": ((None, "auto", "default"), "there is one service tier: auto"),
+    "moderation": ((None,), "moderation is not supported"),
+    "prompt_cache_options": ((None,), "prompt caching is automatic here (cached_tokens in usage)"),
+    "prompt_cache_retention": ((None,), "prompt caching is automatic here (cached_tokens in usage)"),
+}
+
+
 class ChatCompletionRequest(_Request):
+    # Every field the official SDK can send is listed here; anything else is a 400 naming it.
+    model_config = ConfigDict(extra="forbid")
+
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
@@ -151,6 +177,37 @@ class ChatCompletionRequest(_Request):
     # Deprecated by OpenAI; refused with a 400 that says to send tools (labeeb.server.structure).
     functions: list[Any] | None = None
     function_call: Any = None
+    # Labels of the request: they change nothing in the answer (OpenAI uses them to monitor
+    # and route); Labeeb takes them as such.
+    metadata: dict[str, str] | None = Field(None, max_length=16)
+    safety_identifier: str | None = Field(None, max_length=256)
+    prompt_cache_key: str | None = Field(None, max_length=256)
+    # Taken only with the value that asks for nothing (NEUTRAL_ONLY says why).
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, float] | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    modalities: list[str] | None = None
+    audio: Any = None
+    prediction: Any = None
+    reasoning_effort: Any = None
+    verbosity: Any = None
+    web_search_options: Any = None
+    store: bool | None = None
+    service_tier: str | None = None
+    moderation: Any = None
+    prompt_cache_options: Any = None
+    prompt_cache_retention: Any = None
+
+    @field_validator(*NEUTRAL_ONLY)
+    @classmethod
+    def _neutral_only(cls, value: Any, info: Any) -> Any:
+        allowed, why = NEUTRAL_ONLY[info.field_name]
+        if value not in allowed:
+            raise ValueError(f"{why}; this server answers {info.field_name} = {value!r} with a 400 rather than "
+                             "ignore it")
+        return value
 
     @field_validator("stop")
     @classmethod
@@ -171,10 +228,15 @@ class ChatCompletionRequest(_Request):
 # -- chat completions: response ------------------------------------------------------------
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = 0  # prompt tokens not computed again (a reused key/value prefix, the answer cache)
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails = PromptTokensDetails()
 
 
 class AssistantMessage(BaseModel):

@@ -164,3 +164,15 @@ def test_follow_up_questions_see_the_earlier_image(client, server, idle):
     )
     # The earlier image (its tiles) and the history are part of the follow-up's prompt.
     assert follow_up.usage.prompt_tokens > no_image.usage.prompt_tokens + 64
+
+
+def test_a_follow_up_reports_the_prompt_tokens_it_did_not_compute_again(client, server, idle):
+    picture = {"type": "image_url", "image_url": {"url": png_url((1100, 900))}}
+    first = [{"role": "user", "content": [{"type": "text", "text": "Describe this."}, picture]}]
+    fresh = client.chat.completions.create(model=server.vision_model, max_tokens=2, messages=first)
+    follow = client.chat.completions.create(model=server.vision_model, max_tokens=2, messages=[
+        *first, {"role": "assistant", "content": fresh.choices[0].message.content},
+        {"role": "user", "content": "And the colours?"}])
+    assert fresh.usage.prompt_tokens_details.cached_tokens == 0
+    cached = follow.usage.prompt_tokens_details.cached_tokens
+    assert 0 < cached < follow.usage.prompt_tokens and cached % 512 == 0  # whole attention blocks
