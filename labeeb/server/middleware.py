@@ -153,9 +153,10 @@ def bearer_token(authorization: str) -> bytes | None:
 
 
 def key_matches(authorization: str, api_key: str) -> bool:
-    """Whether the header carries ``api_key`` (compared in constant time)."""
+    """Whether the header carries ``api_key`` (compared in constant time, whatever was sent)."""
     token = bearer_token(authorization)
-    return token is not None and hmac.compare_digest(token, api_key.encode())
+    same = hmac.compare_digest(token if token is not None else b"", api_key.encode())
+    return token is not None and same
 
 
 class RequestIdMiddleware:

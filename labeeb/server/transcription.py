@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from labeeb.server import schemas
+from labeeb.server import audio_schemas
 from labeeb.server.errors import ApiError
 from labeeb.server.whisper_languages import LANGUAGES, language_name
 
@@ -59,8 +59,8 @@ class Heard:
     text: str
     language: str
     duration: float
-    segments: list[schemas.TranscriptionSegment] = field(default_factory=list)
-    words: list[schemas.TranscriptionWord] = field(default_factory=list)
+    segments: list[audio_schemas.TranscriptionSegment] = field(default_factory=list)
+    words: list[audio_schemas.TranscriptionWord] = field(default_factory=list)
 
 
 def _refuse(param: str, message: str, code: str = "unsupported_value") -> ApiError:
@@ -75,7 +75,7 @@ def _language_code(value: str, param: str) -> str:
     return code
 
 
-def vad_options(form: schemas.TranscriptionForm) -> dict[str, Any] | None:
+def vad_options(form: audio_schemas.TranscriptionForm) -> dict[str, Any] | None:
     """``chunking_strategy`` as faster-whisper's VAD options: "auto" is Labeeb's default VAD
     (always on, so silence never reaches the decoder); ``server_vad`` sets its threshold,
     the silence that ends a chunk and the speech padding."""
@@ -108,7 +108,7 @@ def vad_options(form: schemas.TranscriptionForm) -> dict[str, Any] | None:
     return options
 
 
-def from_form(form: schemas.TranscriptionForm) -> WhisperRequest:
+def from_form(form: audio_schemas.TranscriptionForm) -> WhisperRequest:
     """The request, or a 400 naming the first field Whisper cannot honour."""
     if form.response_format == "diarized_json":
         raise _refuse("response_format", "diarized_json needs speaker diarization, which Whisper does not do; "
@@ -229,13 +229,13 @@ def _keep(heard: Heard, segment: Any, on_text: Callable[[str], None] | None) -> 
     text = segment.text.strip()
     delta = f" {text}" if heard.text else text
     heard.text += delta
-    heard.segments.append(schemas.TranscriptionSegment(
+    heard.segments.append(audio_schemas.TranscriptionSegment(
         id=len(heard.segments), seek=int(segment.seek), start=at(segment.start), end=at(segment.end),
         text=segment.text, tokens=[int(t) for t in segment.tokens], temperature=float(segment.temperature or 0.0),
         avg_logprob=float(segment.avg_logprob), compression_ratio=float(segment.compression_ratio),
         no_speech_prob=float(segment.no_speech_prob),
     ))
-    heard.words += [schemas.TranscriptionWord(word=w.word.strip(), start=at(w.start), end=at(w.end))
+    heard.words += [audio_schemas.TranscriptionWord(word=w.word.strip(), start=at(w.start), end=at(w.end))
                     for w in segment.words or [] if w.word.strip()]
     if on_text is not None:
         on_text(delta)
@@ -252,7 +252,7 @@ def _timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def subtitles(segments: list[schemas.TranscriptionSegment], kind: str) -> str:
+def subtitles(segments: list[audio_schemas.TranscriptionSegment], kind: str) -> str:
     """SRT or WebVTT: one cue per segment, at the segment's own times."""
     separator = "," if kind == "srt" else "."
     cues = []
@@ -270,11 +270,11 @@ def answer(heard: Heard, request: WhisperRequest) -> tuple[str, Any]:
     if kind in ("srt", "vtt"):
         return "text/plain", subtitles(heard.segments, kind)
     translating = request.task == "translate"
-    usage = None if translating else schemas.TranscriptionUsage(seconds=heard.duration)
+    usage = None if translating else audio_schemas.TranscriptionUsage(seconds=heard.duration)
     if kind == "verbose_json":
-        return "application/json", schemas.VerboseTranscription(
+        return "application/json", audio_schemas.VerboseTranscription(
             task=request.task, language="english" if translating else language_name(heard.language),
             duration=heard.duration, text=heard.text, usage=usage,
             segments=heard.segments if request.segments else None, words=heard.words if request.words else None,
         ).model_dump(exclude_none=True)
-    return "application/json", schemas.Transcription(text=heard.text, usage=usage).model_dump(exclude_none=True)
+    return "application/json", audio_schemas.Transcription(text=heard.text, usage=usage).model_dump(exclude_none=True)

@@ -136,5 +136,6 @@ def test_the_api_key_is_compared_in_constant_time(monkeypatch):
                     base_url="http://127.0.0.1") as http:
         for given in ("", "Bearer x", f"Bearer {SERVER_KEY[:-1]}", f"Bearer {SERVER_KEY}"):
             http.get("/v1/models", headers={"Authorization": given} if given else {})
-    assert [a for a, _ in calls] == [b"", b"Bearer x", f"Bearer {SERVER_KEY[:-1]}".encode(), f"Bearer {SERVER_KEY}".encode()]
-    assert {b for _, b in calls} == {f"Bearer {SERVER_KEY}".encode()}
+    # The token after the scheme ("Bearer", in any case) is what is compared with the key.
+    assert [a for a, _ in calls] == [b"", b"x", SERVER_KEY[:-1].encode(), SERVER_KEY.encode()]
+    assert {b for _, b in calls} == {SERVER_KEY.encode()}

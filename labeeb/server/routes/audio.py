@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Literal
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from labeeb.server import audio, schemas, speech, transcription
+from labeeb.server import audio, audio_schemas, speech, transcription
 from labeeb.server.audio_encode import FORMATS, content_type
 from labeeb.server.errors import error_body, to_api_error
 from labeeb.server.jobs import next_event, run_job
@@ -53,7 +53,7 @@ SPEECH_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
 
 
 @router.post("/v1/audio/transcriptions", responses=TRANSCRIPT_RESPONSES)
-async def create_transcription(request: Request, form: Annotated[schemas.TranscriptionForm, Form()],
+async def create_transcription(request: Request, form: Annotated[audio_schemas.TranscriptionForm, Form()],
                                state: ServerState = Depends(server_state)) -> Any:
     whisper = transcription.from_form(form)
     return await _whisper(request, state, await form.file.read(), whisper)
@@ -92,9 +92,9 @@ async def _whisper(request: Request, state: ServerState, data: bytes, whisper: t
     async def events() -> AsyncIterator[str]:
         async for kind, value in _relay(job, first):
             if kind == "chunk":
-                yield _sse(schemas.TranscriptTextDelta(delta=value))
+                yield _sse(audio_schemas.TranscriptTextDelta(delta=value))
             elif kind == "done":
-                yield _sse(schemas.TranscriptTextDone(text=value.text))
+                yield _sse(audio_schemas.TranscriptTextDone(text=value.text))
             else:
                 yield _sse_error(value)
 
@@ -102,7 +102,7 @@ async def _whisper(request: Request, state: ServerState, data: bytes, whisper: t
 
 
 @router.post("/v1/audio/speech", response_class=Response, responses=SPEECH_RESPONSES)
-async def create_speech(body: schemas.SpeechRequest, request: Request,
+async def create_speech(body: audio_schemas.SpeechRequest, request: Request,
                         state: ServerState = Depends(server_state)) -> Response:
     speech.check(body)
     settings = state.assistant.settings
@@ -124,9 +124,9 @@ async def create_speech(body: schemas.SpeechRequest, request: Request,
 async def _speech_events(job: Job, first: tuple[str, Any]) -> AsyncIterator[str]:
     async for kind, value in _relay(job, first):
         if kind == "chunk":
-            yield _sse(schemas.SpeechAudioDelta(audio=base64.b64encode(value).decode()))
+            yield _sse(audio_schemas.SpeechAudioDelta(audio=base64.b64encode(value).decode()))
         elif kind == "done":
-            yield _sse(schemas.SpeechAudioDone())
+            yield _sse(audio_schemas.SpeechAudioDone())
         else:
             yield _sse_error(value)
 

@@ -214,6 +214,8 @@ class OpenAIBackend:
                 if usage:
                     stats.prompt_tokens = int(usage.get("prompt_tokens", 0))
                     stats.completion_tokens = int(usage.get("completion_tokens", 0))
+                    details = usage.get("prompt_tokens_details") or {}  # what the upstream did not compute again
+                    stats.cached_tokens = int(details.get("cached_tokens") or 0)
                 for choice in event.get("choices", []):
                     delta = choice.get("delta") or {}
                     text = (delta.get("content") or "") + calls.feed(delta.get("tool_calls") or [])
