@@ -71,8 +71,9 @@ class AnswerCache:
 
     @staticmethod
     def key(request: VisionRequest, model: tuple[str, str]) -> Key | None:
-        """None when the request must not be cached (sampled answers differ by design)."""
-        if request.temperature > 0:
+        """None when the request must not be cached (sampled answers differ by design; an
+        answer with token log probabilities needs the model's numbers, which are not kept)."""
+        if request.temperature > 0 or getattr(request, "logprobs", None) is not None:
             return None
         return (
             model,

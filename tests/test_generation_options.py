@@ -95,3 +95,37 @@ def test_a_tiny_top_p_keeps_only_the_likeliest_token(vision):
     picture = Image.new("RGB", (64, 48), "blue")
     greedy = vision.generate("describe", [picture]).text
     assert vision.generate("describe", [picture], temperature=1.0, top_p=1e-9, seed=3).text == greedy
+
+
+def test_token_logprobs_come_from_the_distribution_each_token_was_chosen_from(vision):
+    import math
+
+    picture = Image.new("RGB", (64, 48), "green")
+    for sampling in ({}, {"temperature": 0.9, "top_p": 0.8, "seed": 4}):
+        stream = vision.stream("describe", [picture], logprobs=5, **sampling)
+        text = "".join(stream)
+        entries = stream.stats.logprobs
+        assert len(entries) == stream.stats.completion_tokens == 8  # the tiny model never ends early
+        assert "".join(bytes(e.bytes).decode("utf-8", "replace") for e in entries if e.shown) == text
+        for entry in entries:
+            tops = [alternative.logprob for alternative in entry.top]
+            assert len(tops) == 5 and tops == sorted(tops, reverse=True)
+            assert sum(math.exp(t) for t in tops) <= 1 + 1e-4 and entry.logprob <= tops[0]
+            if not sampling:  # greedy: the likeliest token
+                assert entry.logprob == tops[0] and entry.token == entry.top[0].token
+            else:  # sampled from the kept tokens: never one of probability 0 (-9999)
+                assert entry.logprob > -9999
+    # With a tiny top_p only the likeliest token is kept: it is certain, the others impossible.
+    stream = vision.stream("describe", [picture], logprobs=2, temperature=1.0, top_p=1e-9, seed=3)
+    list(stream)
+    assert all(e.logprob == 0.0 and [a.logprob for a in e.top] == [0.0, -9999.0] for e in stream.stats.logprobs)
+
+
+def test_the_plain_engine_refuses_logprobs_by_name(tiny_model_dir):
+    from labeeb.vision.backend import UnsupportedRequestError
+
+    plain = VisionProcessor(VisionConfig(model=str(tiny_model_dir), engine="plain", max_new_tokens=2),
+                            {"transformers": TransformersBackend})
+    with pytest.raises(UnsupportedRequestError) as caught:
+        plain.generate("describe", [], logprobs=0)
+    assert caught.value.param == "logprobs" and "plain engine" in str(caught.value)

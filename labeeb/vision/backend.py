@@ -38,6 +38,15 @@ class UnsupportedRequestError(VisionError):
         self.param = param
 
 
+def refuse_logprobs(request: VisionRequest, backend: str) -> None:
+    """Refuse, naming the field, a request for token log probabilities that ``backend`` cannot give."""
+    if request.logprobs is not None:
+        raise UnsupportedRequestError(
+            f"token log probabilities (logprobs) are not available with the {backend}; they come from the "
+            'in-process transformers backend (vision.engine = "fast") and from an openai backend whose server gives them',
+            "logprobs")
+
+
 class ModelUnavailableError(VisionError):
     """The model cannot be loaded (offline, wrong path, corrupt files)."""
 
@@ -105,6 +114,9 @@ class VisionRequest:
     # "low": each picture is one 512 px tile, not split (OpenAI's image_url.detail = "low":
     # fewer tokens, a faster answer, less detail seen); None: split as the processor does.
     detail: str | None = None
+    # Token log probabilities, asked for with this many alternatives per token (0 to 20);
+    # None: not asked. Backends that cannot give them refuse (UnsupportedRequestError).
+    logprobs: int | None = None
 
     @property
     def split_images(self) -> bool:
@@ -122,6 +134,12 @@ class GenerationStats:
     #: all of them when the answer cache answered (OpenAI's ``cached_tokens``).
     cached_tokens: int = 0
     preprocess: float | None = None
+    #: Each answer token's log probabilities, in order, when the request asked for them
+    #: (labeeb.vision.logprobs.TokenLogprob), added before the text that holds the token is yielded.
+    logprobs: list[Any] = field(default_factory=list)
+    #: Why the answer ended, when the backend knows it better than the text does (an upstream
+    #: server's own finish_reason); None: judged from the answer.
+    finish_reason: str | None = None
 
 
 class VisionBackend(Protocol):

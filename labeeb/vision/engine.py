@@ -327,7 +327,7 @@ class Engine:
 
         from labeeb.vision.decode import new_cache
 
-        choose = Chooser(request, self.processor.tokenizer, self.eos, self._pick)  # a bad grammar fails here
+        choose = Chooser(request, self.processor.tokenizer, self.eos, self._pick, stats.logprobs)  # a bad grammar fails here
         with self._lock, torch.inference_mode():
             self.last = EngineStats()
             started = time.perf_counter()

@@ -72,6 +72,11 @@ def _lltokenizer(tokenizer: Any, eos: tuple[int, ...] = ()) -> Any:
     return views[eos]
 
 
+def token_view(tokenizer: Any) -> Any:
+    """llguidance's view of ``tokenizer`` (``decode_bytes``, ``is_special_token``), made once."""
+    return _lltokenizer(tokenizer)
+
+
 def refused_tokens(bitmask: torch.Tensor, size: int) -> Any:
     """A numpy bool array of ``size``: True for each token ``bitmask`` (32 tokens per int32,
     lowest bit first) leaves out, and for any past its end."""

@@ -187,9 +187,12 @@ class VisionProcessor:
         response_format: dict[str, Any] | None = None,
         tools: Tools | None = None,
         detail: str | None = None,
+        logprobs: int | None = None,
     ) -> VisionStream:
         """Ask about ``images``; with ``frame_times`` (seconds) they are a video's frames.
-        ``response_format`` and ``tools`` (OpenAI's) shape the answer, enforced while decoding."""
+        ``response_format`` and ``tools`` (OpenAI's) shape the answer, enforced while decoding.
+        ``logprobs`` (alternatives per token, 0 to 20) asks for each token's log probabilities
+        (``stream.stats.logprobs``)."""
         request = VisionRequest(
             prompt=_valid_text(prompt),
             images=[preprocess(image, self.config.preprocess) for image in images],
@@ -205,6 +208,7 @@ class VisionProcessor:
             response_format=response_format,
             tools=tools,
             detail=detail,
+            logprobs=logprobs,
         )
         return VisionStream(self, request)
 

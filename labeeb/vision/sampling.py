@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from labeeb.vision.backend import VisionRequest
+    from labeeb.vision.logprobs import TokenLogprob
 
 
 def sampler(temperature: float, seed: int | None) -> Any:
@@ -40,17 +41,22 @@ def pick(logits: torch.Tensor, temperature: float, generator: Any, top_p: float 
 class Chooser:
     """How one answer's tokens are chosen: greedy or sampled (seeded) by ``pick``, within the
     request's grammar when it asks for a shape (``response_format``, ``tools``; see
-    labeeb.vision.grammar), and not ending before the request's ``min_new_tokens``.
+    labeeb.vision.grammar), and not ending before the request's ``min_new_tokens``. With
+    ``request.logprobs`` set, each answer token's log probabilities are added to ``logprobs``.
 
     Made before the model runs, so a grammar that cannot be compiled fails the request early.
     """
 
-    def __init__(self, request: VisionRequest, tokenizer: Any, eos: set[int], pick: Callable[..., int] = pick) -> None:
-        from labeeb.vision.grammar import constraint
+    def __init__(self, request: VisionRequest, tokenizer: Any, eos: set[int], pick: Callable[..., int] = pick,
+                 logprobs: list[TokenLogprob] | None = None) -> None:
+        from labeeb.vision.grammar import constraint, token_view
 
         self.request, self.eos, self.pick = request, eos, pick
         self.generator = sampler(request.temperature, request.seed)
         self.grammar = constraint(request.response_format, request.tools, tokenizer, eos)
+        # Where each answer token's log probabilities go, when the request asks for them.
+        self.logprobs = logprobs if request.logprobs is not None else None
+        self.vocabulary = token_view(tokenizer) if self.logprobs is not None else None
 
     def __call__(self, logits: torch.Tensor, count: int) -> int:
         """The next token after ``count`` tokens, from ``logits`` (changed in place)."""
@@ -58,7 +64,14 @@ class Chooser:
             logits[list(self.eos)] = float("-inf")
         if self.grammar is not None:
             self.grammar.mask(logits)
-        return self.pick(logits, self.request.temperature, self.generator, self.request.top_p)
+        request = self.request
+        token = self.pick(logits, request.temperature, self.generator, request.top_p)
+        if self.logprobs is not None and token not in self.eos:  # the end token is no part of the answer
+            from labeeb.vision.logprobs import token_logprob
+
+            self.logprobs.append(token_logprob(logits, token, request.temperature, request.top_p,
+                                               request.logprobs or 0, self.vocabulary))
+        return token
 
     def finished(self, token: int) -> bool:
         """Whether the answer ends with ``token``: the end-of-answer token, or what completes its grammar."""

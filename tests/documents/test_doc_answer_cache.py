@@ -159,3 +159,13 @@ def test_sampling_seed_and_shape_are_part_of_the_key() -> None:
     assert len(fake.requests) == 6
     vision.generate("describe", [image], seed=7)
     assert len(fake.requests) == 6
+
+
+def test_answers_with_token_logprobs_are_neither_served_nor_kept() -> None:
+    """The cache keeps text, not the model's numbers: a request for logprobs always runs the model."""
+    fake = FakeVision("x")
+    vision = processor(fake)
+    vision.generate("describe", [picture()])
+    vision.generate("describe", [picture()], logprobs=0)
+    vision.generate("describe", [picture()], logprobs=0)
+    assert len(fake.requests) == 3 and vision.cache.hits == 0

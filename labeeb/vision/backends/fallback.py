@@ -25,6 +25,7 @@ from labeeb.vision.backend import (
     VisionBackend,
     VisionError,
     VisionRequest,
+    refuse_logprobs,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +55,7 @@ class OcrBackend:
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
         from labeeb.ocr import image_text
 
+        refuse_logprobs(request, "OCR backend")
         if not request.images:
             yield "No vision model is available right now; I can only read the text in pictures."
             return
@@ -183,6 +185,9 @@ class FallbackChain:
     # -- answering ---------------------------------------------------------------------------
 
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        # Which backend answers is only known as it answers: token log probabilities could
+        # come from one backend and not the next, so a chain gives none.
+        refuse_logprobs(request, "fallback chain (vision.fallback)")
         last: BaseException | None = None
         for name, backend in self._candidates():
             with self._lock:

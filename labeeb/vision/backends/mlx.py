@@ -20,6 +20,7 @@ from labeeb.vision.backend import (
     VisionError,
     VisionRequest,
     answer_room,
+    refuse_logprobs,
     sampling_temperature,
 )
 from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
@@ -182,6 +183,7 @@ class MlxBackend:
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
         from mlx_vlm import stream_generate
 
+        refuse_logprobs(request, "MLX backend")
         started = time.perf_counter()
         inputs = self.prepare(request)
         stats.preprocess = time.perf_counter() - started

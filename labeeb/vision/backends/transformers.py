@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from labeeb.isolation import describe
 from labeeb.structured import with_instructions
-from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest, answer_room
+from labeeb.vision.backend import (GenerationStats, ModelUnavailableError, VisionError, VisionRequest, answer_room,
+                                   refuse_logprobs)
 from labeeb.vision.model_files import HOW_TO_PROVIDE, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -216,6 +217,8 @@ class TransformersBackend:
         return self.engine.look(images, until) if self.engine is not None else 0
 
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        if self.engine is None:
+            refuse_logprobs(request, 'plain engine (vision.engine = "plain")')
         if self.engine is not None:
             prompt = self.processor.apply_chat_template(build_messages(request), add_generation_prompt=True)
             return self.engine.generate(prompt, request, stats)
