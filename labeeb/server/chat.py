@@ -13,9 +13,9 @@ for "yes") carries over to its next request.
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator
+import threading
+from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -23,12 +23,12 @@ from starlette.concurrency import run_in_threadpool
 from labeeb.lru import LRU
 from labeeb.messages import Command, Generation, Reply
 from labeeb.messages import Usage as LabeebUsage
-from labeeb.server import schemas
-from labeeb.server.errors import ApiError, error_body, reply_error, to_api_error
+from labeeb.server import choices, schemas
+from labeeb.server.errors import ApiError, reply_error, to_api_error
 from labeeb.server.jobs import next_event
 from labeeb.server.images import ImagePolicy
 from labeeb.server.queue import Job, WorkQueue
-from labeeb.server.structure import AnswerWriter, Outcome, Structure, call_delta, requested
+from labeeb.server.structure import AnswerWriter, Outcome, Structure, requested
 from labeeb.server.turns import StopCutter, Turn, parse_turn
 from labeeb.session import Session
 from labeeb.vision.backend import ContextLengthError, VisionRequest, model_identity
@@ -91,18 +91,12 @@ class ChatService:
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(
-                self._sse(job, first, cid, created, body.model, include_usage),
+                choices.sse(job, first, choices.ChunkWriter(cid, created, body.model), include_usage),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        outcome = await self.outcome(job, first, request)
-        completion = schemas.ChatCompletion(
-            id=cid, created=created, model=body.model, usage=outcome.usage,
-            choices=[schemas.Choice(message=schemas.AssistantMessage(content=outcome.text),
-                                    finish_reason=outcome.finish_reason)],
-        ).model_dump()
-        completion["choices"][0]["message"] = outcome.message()  # with tool_calls when there are some
-        return JSONResponse(completion)
+        result = await self.outcome(job, first, request)
+        return JSONResponse(choices.completion_body(cid, created, body.model, result))
 
     async def admit(self, body: schemas.ChatCompletionRequest, request: Request,
                     session: str | None = None) -> tuple[Job, tuple[str, Any]]:
@@ -121,22 +115,25 @@ class ChatService:
         structure = await run_in_threadpool(requested, body)  # response_format, tools: a 400 if they cannot be
         turn = await run_in_threadpool(parse_turn, body, self.policy, self.config.max_images)
         await run_in_threadpool(self._check_context, turn, body)
+        _check_choices(body, structure)
         if body.model == LABEEB_MODEL:
             self._check_screen(turn)
             work = lambda job: self._through_plugins(turn, body, structure, job, session)  # noqa: E731
         else:
-            work = lambda job: self._direct(turn, body, structure, job)  # noqa: E731
-        job = self.work.submit(work)  # QueueFull: a 429 (errors.py)
+            work = lambda job: choices.run_choices(  # noqa: E731
+                body.n, job, lambda index, cancel: self._direct(turn, body, structure, job, index, cancel))
+        job = self.work.submit(work, weight=body.n)  # n answers wait like n requests; QueueFull: a 429
         first = await next_event(job, request)
         if first[0] == "error":
             raise to_api_error(first[1])
         return job, first
 
     @staticmethod
-    async def outcome(job: Job, first: tuple[str, Any], request: Request) -> Outcome:
-        """Wait for the whole answer (the chunks and calls are in it)."""
+    async def outcome(job: Job, first: tuple[str, Any], request: Request) -> Any:
+        """Wait for the whole answer (the chunks and calls are in it): an Outcome, or the
+        Choices of a request with ``n`` > 1."""
         event = first
-        while event[0] in ("chunk", "call"):
+        while event[0] not in ("done", "error"):
             event = await next_event(job, request)
         if event[0] == "error":
             raise to_api_error(event[1])
@@ -175,42 +172,6 @@ class ChatService:
             error = ContextLengthError(tokens, limit, wanted if tokens < limit else None)
             raise ApiError(400, str(error), "context_length_exceeded", "messages" if tokens >= limit else "max_tokens")
 
-    async def _sse(
-        self, job: Job, first: tuple[str, Any], cid: str, created: int, model: str, include_usage: bool
-    ) -> AsyncIterator[str]:
-        def chunk(delta: schemas.Delta, finish: str | None = None) -> str:
-            data = schemas.ChatCompletionChunk(
-                id=cid, created=created, model=model,
-                choices=[schemas.ChunkChoice(delta=delta, finish_reason=finish)],
-            )
-            return f"data: {data.model_dump_json(exclude_none=True)}\n\n"
-
-        try:
-            yield chunk(schemas.Delta(role="assistant", content=""))
-            kind, value = first
-            while True:
-                if kind == "chunk":
-                    yield chunk(schemas.Delta(content=value))
-                elif kind == "call":
-                    yield chunk(call_delta(value))
-                elif kind == "done":
-                    yield chunk(schemas.Delta(), value.finish_reason)
-                    if include_usage:
-                        final = schemas.ChatCompletionChunk(
-                            id=cid, created=created, model=model, choices=[], usage=value.usage
-                        )
-                        yield f"data: {final.model_dump_json()}\n\n"
-                    break
-                else:
-                    error = to_api_error(value)
-                    yield f"data: {json.dumps(error_body(error.status, error.message, error.code))}\n\n"
-                    break
-                kind, value = await job.next()
-            yield "data: [DONE]\n\n"
-        finally:
-            if not job.finished:  # the client stopped reading: stop generating
-                job.stop()
-
     # -- the work, on the queue's thread ---------------------------------------------------
 
     def _token_limit(self, body: schemas.ChatCompletionRequest) -> int:
@@ -238,36 +199,41 @@ class ChatService:
             return 0
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _direct(self, turn: Turn, body: schemas.ChatCompletionRequest, structure: Structure, job: Job) -> Outcome:
-        writer = AnswerWriter(job, body.stop_list(), structure)
+    def _direct(self, turn: Turn, body: schemas.ChatCompletionRequest, structure: Structure, job: Job,
+                index: int = 0, cancel: threading.Event | None = None) -> Outcome:
+        """Choice ``index`` of the answer, straight from the model (``cancel``: this choice's stop)."""
+        cancel = cancel or job.cancel
         limit = self._token_limit(body)
         images, earlier_images = turn.decoded()  # in the model's slot: one request's pixels at a time
         stream = self.assistant.vision.stream(
             turn.prompt,
             images or earlier_images,
             history=turn.history,
-            cancel=job.cancel,
+            cancel=cancel,
             max_new_tokens=limit,
             temperature=body.temperature,
             top_p=body.top_p,
-            seed=body.seed,
+            seed=choices.choice_seed(body.seed, index),
             response_format=structure.response_format,
             tools=structure.tools,
             detail=turn.detail,
+            logprobs=body.logprobs_asked(),
         )
+        writer = AnswerWriter(job, body.stop_list(), structure,
+                              stream.stats.logprobs if body.logprobs_asked() is not None else None)
         for piece in stream:
             writer.feed(piece)
             if writer.stopped:
-                job.cancel.set()
+                cancel.set()
         writer.flush()
         text = writer.cutter.text
         usage = self._usage(stream.usage.prompt_tokens, stream.usage.completion_tokens, text, stream.usage.cached_tokens)
-        # Plugins see direct answers too (the history records them as plugin "vision").
-        reply = Reply(text, plugin="vision", skill="direct", timings=stream.timings,
-                      usage=LabeebUsage(usage.prompt_tokens, usage.completion_tokens))
-        self.assistant.host.process_reply(reply, Command(turn.text, images, source="api",
-                                                         options={"model": body.model}))
-        return writer.outcome(usage, limit)
+        if index == 0:  # plugins see direct answers too (the history records them as plugin "vision"), once
+            reply = Reply(text, plugin="vision", skill="direct", timings=stream.timings,
+                          usage=LabeebUsage(usage.prompt_tokens, usage.completion_tokens))
+            self.assistant.host.process_reply(reply, Command(turn.text, images, source="api",
+                                                             options={"model": body.model}))
+        return writer.outcome(usage, limit, finish=stream.stats.finish_reason)
 
     def _session_for(self, name: str | None) -> Session:
         """The named conversation's session (the same object every request, so what plugins
@@ -311,3 +277,18 @@ class ChatService:
         text = final.feed(reply.text) + final.flush()
         usage = self._usage(reply.usage.prompt_tokens, reply.usage.completion_tokens, text, reply.usage.cached_tokens)
         return writer.outcome(usage, self._token_limit(body), text)
+
+
+def _check_choices(body: schemas.ChatCompletionRequest, structure: Structure) -> None:
+    """Refuse, naming the field, ``n`` and ``logprobs`` where they cannot be honoured."""
+    if body.model == LABEEB_MODEL and body.n > 1:
+        raise ApiError(400, "n > 1 is for the vision model's own id: labeeb's skills act (open apps, type, "
+                       "remember), so each request gives one answer", "unsupported_parameter", "n")
+    if body.logprobs_asked() is None:
+        return
+    if body.model == LABEEB_MODEL:
+        raise ApiError(400, "logprobs come from the vision model's own id: labeeb's answers are put together by "
+                       "its skills, not read token by token from the model", "unsupported_parameter", "logprobs")
+    if structure.calls_allowed:
+        raise ApiError(400, "logprobs are given for text answers; with tools the answer may be a tool call",
+                       "unsupported_parameter", "logprobs")

@@ -2,7 +2,8 @@
 
 Jobs run one at a time on a worker thread (the in-process model can only generate one
 answer at a time, and the assistant's conversation is swapped per request, see chat.py).
-At most ``size`` jobs wait; one more is refused with :class:`QueueFull`, which the API
+Once the waiting jobs weigh ``size`` (a job weighs as many requests as answers it asks for:
+a chat completion with ``n`` = 3 counts as 3), one more is refused with :class:`QueueFull`, which the API
 answers with 429 and a ``Retry-After`` estimated from how long recent jobs took. So memory
 stays bounded however many clients call, and no two requests touch the model at once.
 
@@ -40,8 +41,9 @@ class Job:
     """One request's work; the event loop side reads :meth:`next`, the worker calls :meth:`emit`."""
 
     def __init__(self, work: Callable[[Job], Any], loop: asyncio.AbstractEventLoop,
-                 owner: WorkQueue | None = None) -> None:
+                 owner: WorkQueue | None = None, weight: int = 1) -> None:
         self.work = work
+        self.weight = weight  # how many requests' work it is (a chat completion's n answers)
         self.cancel = threading.Event()
         self._owner = owner
         self._loop = loop
@@ -159,18 +161,23 @@ class WorkQueue:
         with self._lock:
             return QueueStats(self.size, len(self._waiting), self._running, self._completed, self._rejected)
 
+    def _waiting_weight(self) -> int:
+        return sum(job.weight for job in self._waiting)
+
     def retry_after(self) -> int:
         with self._lock:
-            ahead = len(self._waiting) + self._running
+            current = self._current
+            ahead = self._waiting_weight() + (current.weight if current is not None else self._running)
             return max(1, min(120, math.ceil(self._average * ahead)))
 
-    def submit(self, work: Callable[[Job], Any]) -> Job:
-        """Queue ``work(job)``; raise QueueFull at once when ``size`` jobs already wait."""
+    def submit(self, work: Callable[[Job], Any], weight: int = 1) -> Job:
+        """Queue ``work(job)``, ``weight`` requests' work (a request for n answers weighs n);
+        raise QueueFull at once when the waiting work already weighs ``size``."""
         if self._closed is not None:
             raise self._closed
-        job = Job(work, asyncio.get_running_loop(), self)
+        job = Job(work, asyncio.get_running_loop(), self, weight)
         with self._lock:
-            if len(self._waiting) >= self.size:
+            if self._waiting_weight() >= self.size:
                 self._rejected += 1
                 full = True
             else:
@@ -220,5 +227,5 @@ class WorkQueue:
                     self._running -= 1
                     self._current = None
                     self._completed += 1
-                    if not job.cancel.is_set():
-                        self._average = 0.7 * self._average + 0.3 * elapsed
+                    if not job.cancel.is_set():  # seconds per request's work
+                        self._average = 0.7 * self._average + 0.3 * elapsed / job.weight

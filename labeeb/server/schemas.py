@@ -16,6 +16,11 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TOKENS = 8192
+#: Answers one chat completion may ask for (``n``): they are generated one after another, so
+#: the bound keeps a request's time and memory within what n separate requests would take.
+MAX_CHOICES = 8
+#: Alternatives per token ``top_logprobs`` may ask for (OpenAI's limit).
+MAX_TOP_LOGPROBS = 20
 
 
 class _Request(BaseModel):
@@ -134,8 +139,6 @@ class NamedToolChoice(_Request):
 
 #: Fields Labeeb cannot honour, taken only with the value that asks for nothing (what to say).
 NEUTRAL_ONLY: dict[str, tuple[tuple[Any, ...], str]] = {
-    "logprobs": ((None, False), "token log probabilities are not available"),
-    "top_logprobs": ((None, 0), "token log probabilities are not available"),
     "logit_bias": ((None, {}), "logit_bias is not supported"),
     "frequency_penalty": ((None, 0, 0.0), "frequency_penalty is not supported (only 0)"),
     "presence_penalty": ((None, 0, 0.0), "presence_penalty is not supported (only 0)"),
@@ -164,7 +167,7 @@ class ChatCompletionRequest(_Request):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)  # nucleus sampling (with temperature > 0)
     seed: int | None = Field(None, description="the same seed gives the same sampled answer")
-    n: int = Field(1, ge=1, le=1, description="one answer per request")
+    n: int = Field(1, ge=1, le=MAX_CHOICES, description="how many answers (choices) to give")
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -181,9 +184,10 @@ class ChatCompletionRequest(_Request):
     metadata: dict[str, str] | None = Field(None, max_length=16)
     safety_identifier: str | None = Field(None, max_length=256)
     prompt_cache_key: str | None = Field(None, max_length=256)
-    # Taken only with the value that asks for nothing (NEUTRAL_ONLY says why).
+    # Each answer token's log probability, with top_logprobs alternatives (labeeb.vision.logprobs).
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    # Taken only with the value that asks for nothing (NEUTRAL_ONLY says why).
     logit_bias: dict[str, float] | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
@@ -207,6 +211,17 @@ class ChatCompletionRequest(_Request):
             raise ValueError(f"{why}; this server answers {info.field_name} = {value!r} with a 400 rather than "
                              "ignore it")
         return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_needs_logprobs(cls, value: int | None, info: Any) -> int | None:
+        if value and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs = true")
+        return value
+
+    def logprobs_asked(self) -> int | None:
+        """Alternatives per token when log probabilities are asked for (0 to 20), else None."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @field_validator("stop")
     @classmethod
@@ -244,14 +259,31 @@ class AssistantMessage(BaseModel):
     tool_calls: list[ToolCall] | None = None
 
 
-FinishReason = Literal["stop", "length", "tool_calls"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = []
+
+
+class ChoiceLogprobs(BaseModel):
+    """A choice's token log probabilities (OpenAI's shape): one entry per answer token."""
+
+    content: list[TokenLogprob] | None = None
+    refusal: list[TokenLogprob] | None = None
 
 
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: FinishReason = "stop"
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -289,7 +321,7 @@ class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
     finish_reason: FinishReason | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None  # the log probabilities of this chunk's tokens
 
 
 class ChatCompletionChunk(BaseModel):

@@ -19,6 +19,7 @@ from labeeb.tool_calls import Call, CallPiece, CallReader
 
 if TYPE_CHECKING:  # pragma: no cover
     from labeeb.server.queue import Job
+    from labeeb.vision.logprobs import TokenLogprob
 
 #: The JSON schema of a function declared without ``parameters``: no arguments.
 NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
@@ -78,12 +79,14 @@ def _tools(body: schemas.ChatCompletionRequest) -> Tools | None:
 
 @dataclass
 class Outcome:
-    """A finished answer: its text (None when it is only calls), calls, usage and finish reason."""
+    """A finished answer: its text (None when it is only calls), calls, usage and finish reason,
+    and its tokens' log probabilities when they were asked for."""
 
     text: str | None
     usage: schemas.Usage
     finish_reason: schemas.FinishReason
     calls: list[Call] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None
 
     def message(self) -> dict[str, Any]:
         """The answer's ``message`` in OpenAI's shape (``tool_calls`` only when there are some)."""
@@ -97,12 +100,16 @@ class Outcome:
 
 class AnswerWriter:
     """Cuts an answer at its stop sequences and reads the tool calls out of it, sending the
-    request's job the text pieces (``chunk``) and call pieces (``call``) as they come."""
+    request's job the text pieces (``chunk``) and call pieces (``call``) as they come; with
+    ``logprobs`` (the backend's list, growing as it generates), each text piece's tokens'
+    log probabilities go just before it (``logprobs``)."""
 
-    def __init__(self, job: Job, stops: list[str], structure: Structure) -> None:
+    def __init__(self, job: Job, stops: list[str], structure: Structure,
+                 logprobs: list[TokenLogprob] | None = None) -> None:
         self.job = job
         self.cutter = StopCutter(stops)
         self.reader = CallReader(structure.calls_allowed)
+        self.feed_logprobs = LogprobFeed(logprobs) if logprobs is not None else None
 
     @property
     def stopped(self) -> bool:
@@ -114,18 +121,61 @@ class AnswerWriter:
 
     def flush(self) -> None:
         self._send(self.reader.feed(self.cutter.flush()) + self.reader.flush())
+        if self.feed_logprobs is not None and not self.stopped:  # tokens after the last text (special ones)
+            rest = self.feed_logprobs.rest()
+            if rest:
+                self.job.emit("logprobs", rest)
 
     def _send(self, pieces: list[str | CallPiece]) -> None:
         for piece in pieces:
-            self.job.emit("call" if isinstance(piece, CallPiece) else "chunk", piece)
+            if isinstance(piece, CallPiece):
+                self.job.emit("call", piece)
+                continue
+            if self.feed_logprobs is not None:
+                self.job.emit("logprobs", self.feed_logprobs.take(piece))
+            self.job.emit("chunk", piece)
 
-    def outcome(self, usage: schemas.Usage, limit: int, text: str | None = None) -> Outcome:
-        """The finished answer (``text``: the final text, when hooks may have changed it)."""
+    def outcome(self, usage: schemas.Usage, limit: int, text: str | None = None,
+                finish: str | None = None) -> Outcome:
+        """The finished answer (``text``: the final text, when hooks may have changed it;
+        ``finish``: why it ended, when the backend was told by its upstream)."""
         calls = self.reader.calls
-        cut = not self.stopped and usage.completion_tokens >= limit
-        finish = "length" if cut else "tool_calls" if calls else "stop"
+        if finish in ("stop", "length", "content_filter") and not self.stopped:
+            reason = "tool_calls" if calls and finish == "stop" else finish
+        else:
+            cut = not self.stopped and usage.completion_tokens >= limit
+            reason = "length" if cut else "tool_calls" if calls else "stop"
         content = self.reader.text if calls else (self.cutter.text if text is None else text)
-        return Outcome(content or (None if calls else ""), usage, finish, list(calls))
+        logprobs = self.feed_logprobs.sent if self.feed_logprobs is not None else None
+        return Outcome(content or (None if calls else ""), usage, reason, list(calls), logprobs)  # type: ignore[arg-type]
+
+
+class LogprobFeed:
+    """Hands out an answer's token log probabilities with the text they belong to: a token goes
+    with the piece of text where it starts, so tokens past a stop sequence are never sent."""
+
+    def __init__(self, entries: list[TokenLogprob]) -> None:
+        self.entries = entries  # the backend's list: it grows while the answer is generated
+        self.sent: list[TokenLogprob] = []
+        self.shown = 0  # bytes of text sent
+        self.start = 0  # where the next token's text starts, in bytes
+
+    def take(self, text: str) -> list[TokenLogprob]:
+        """The tokens that start within ``text``, the next piece sent."""
+        self.shown += len(text.encode())
+        taken = []
+        while len(self.sent) < len(self.entries) and self.start < self.shown:
+            entry = self.entries[len(self.sent)]
+            self.sent.append(entry)
+            taken.append(entry)
+            self.start += entry.shown
+        return taken
+
+    def rest(self) -> list[TokenLogprob]:
+        """Every token not sent yet (the answer was not cut)."""
+        rest = self.entries[len(self.sent):]
+        self.sent += rest
+        return rest
 
 
 def call_delta(piece: CallPiece) -> schemas.Delta:

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 #: A value that asks for something Labeeb cannot do, per field taken only when neutral.
 ASKING = {
-    "logprobs": True, "top_logprobs": 3, "logit_bias": {"50256": -100}, "frequency_penalty": 0.5,
+    "logit_bias": {"50256": -100}, "frequency_penalty": 0.5,
     "presence_penalty": 0.5, "modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"},
     "prediction": {"type": "content", "content": "x"}, "reasoning_effort": "high", "verbosity": "low",
     "web_search_options": {}, "store": True, "service_tier": "flex", "moderation": {"model": "x"},
@@ -53,4 +53,4 @@ def test_neutral_values_labels_and_unknown_fields(server, idle):
     assert ask(server, **neutral).status_code == 200
     unknown = ask(server, made_up_option=1)
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "made_up_option"
-    assert ask(server, n=2).json()["error"]["param"] == "n"
+    assert ask(server, n=9).json()["error"]["param"] == "n"  # n and logprobs: tests/server/test_server_choices.py
