@@ -244,3 +244,16 @@ def test_response_format_and_tools_go_upstream_and_its_calls_come_back(server, i
     reader.flush()
     assert [call.name for call in reader.calls] == ["send_email"] and not reader.cut_short, text
     jsonschema.validate(json.loads(reader.calls[0].arguments), EMAIL["parameters"])
+
+
+def test_logprobs_and_finish_reason_come_from_the_upstream(server, client, idle):
+    """Another Labeeb gives token log probabilities; they come back as it gave them."""
+    remote = backend(server.api, server.vision_model)
+    remote.load()
+    stats = GenerationStats()
+    text = "".join(remote.stream(VisionRequest(QUESTION, [picture()], max_new_tokens=4, logprobs=2), stats))
+    direct = client.chat.completions.create(model=server.vision_model, max_tokens=4, logprobs=True, top_logprobs=2,
+                                            messages=[user_message(QUESTION, png_url())])
+    assert text == direct.choices[0].message.content and stats.finish_reason == "length"
+    expected = [(e.token, e.logprob, [t.token for t in e.top_logprobs]) for e in direct.choices[0].logprobs.content]
+    assert [(e.token, e.logprob, [t.token for t in e.top]) for e in stats.logprobs] == expected

@@ -15,7 +15,10 @@ import time
 from typing import TYPE_CHECKING, Any, Iterator
 
 from labeeb.structured import CALL_END, call_prefix
-from labeeb.vision.backend import GenerationStats, ModelUnavailableError, VisionError, VisionRequest
+from labeeb.vision.backend import (GenerationStats, ModelUnavailableError, UnsupportedRequestError, VisionError,
+                                   VisionRequest)
+from labeeb.vision.backends.token_count import TokenCounter
+from labeeb.vision.logprobs import TokenLogprob
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -110,6 +113,7 @@ class OpenAIBackend:
         self.model_id = self.settings.model
         self.base_url = self.settings.base_url.rstrip("/")
         self._client: Any = None
+        self.counter = TokenCounter(self.model_id)  # for an upstream that does not count
 
     def _headers(self) -> dict[str, str]:
         key = self.settings.api_key
@@ -175,8 +179,6 @@ class OpenAIBackend:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
-        import httpx
-
         started = time.perf_counter()
         payload = {
             "model": self.model_id,
@@ -190,9 +192,31 @@ class OpenAIBackend:
         }
         if request.stop:
             payload["stop"] = request.stop
+        if request.logprobs is not None:  # the upstream's own numbers, passed on as they come
+            payload["logprobs"] = True
+            if request.logprobs:
+                payload["top_logprobs"] = request.logprobs
         payload.update(answer_shape(request))
         stats.preprocess = time.perf_counter() - started
-        response = self._post(payload)
+        answer: list[str] = []
+        usage_seen = failed = False
+        try:
+            for event in self._events(self._post(payload), request):
+                usage_seen = self._read_usage(event, stats) or usage_seen
+                for text in self._read_choices(event, request, stats):
+                    answer.append(text)
+                    yield text
+        except Exception:
+            failed = True
+            raise
+        finally:  # also when the reader stopped early (a stop sequence, a cancel): before the usage came
+            if not usage_seen and not failed:
+                self.counter.count(request, "".join(answer), stats)
+
+    def _events(self, response: Any, request: VisionRequest) -> Iterator[dict[str, Any]]:
+        """The upstream's server-sent events, as JSON, until ``[DONE]`` or a cancel."""
+        import httpx
+
         calls = CallText()
         try:
             for line in response.iter_lines():
@@ -210,23 +234,43 @@ class OpenAIBackend:
                 if "error" in event:
                     error = event["error"]
                     raise VisionError(f"{self.base_url}: {error.get('message', error) if isinstance(error, dict) else error}")
-                usage = event.get("usage")
-                if usage:
-                    stats.prompt_tokens = int(usage.get("prompt_tokens", 0))
-                    stats.completion_tokens = int(usage.get("completion_tokens", 0))
-                    details = usage.get("prompt_tokens_details") or {}  # what the upstream did not compute again
-                    stats.cached_tokens = int(details.get("cached_tokens") or 0)
-                for choice in event.get("choices", []):
+                for choice in event.get("choices", []):  # tool calls written as Labeeb's own
                     delta = choice.get("delta") or {}
-                    text = (delta.get("content") or "") + calls.feed(delta.get("tool_calls") or [])
-                    if text:
-                        yield text
+                    delta["content"] = (delta.get("content") or "") + calls.feed(delta.get("tool_calls") or [])
+                yield event
             if calls.end():
-                yield calls.end()
+                yield {"choices": [{"delta": {"content": calls.end()}}]}
         except httpx.HTTPError as exc:
             raise VisionError(f"the stream from {self.base_url} broke off: {exc}") from None
         finally:
             response.close()
+
+    @staticmethod
+    def _read_usage(event: dict[str, Any], stats: GenerationStats) -> bool:
+        """Take the upstream's token counts from ``event``; whether it had them."""
+        usage = event.get("usage")
+        if not usage:
+            return False
+        stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        stats.completion_tokens = int(usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}  # what the upstream did not compute again
+        stats.cached_tokens = int(details.get("cached_tokens") or 0)
+        return True
+
+    def _read_choices(self, event: dict[str, Any], request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
+        """The answer's text in ``event``; its finish reason and token log probabilities go to ``stats``."""
+        for choice in event.get("choices", []):
+            if choice.get("finish_reason"):
+                stats.finish_reason = choice["finish_reason"]
+            text = (choice.get("delta") or {}).get("content") or ""
+            if request.logprobs is not None and text:
+                entries = (choice.get("logprobs") or {}).get("content")
+                if entries is None:
+                    raise UnsupportedRequestError(f"{self.base_url} gave no token log probabilities (logprobs) "
+                                                  f"for {self.model_id!r}", "logprobs")
+                stats.logprobs.extend(TokenLogprob.from_openai(entry) for entry in entries)
+            if text:
+                yield text
 
 
 def factory(config: VisionConfig) -> OpenAIBackend:
