@@ -40,6 +40,16 @@ remote_image_hosts = ["localhost", "127.0.0.1", "*.example.org"]
 cors_origins = ["http://allowed.example"]
 """
 
+#: The real language model's server: its answers are judged, so no answer cache.
+REAL_LM_CONFIG = """
+[vision.cache]
+enabled = false
+
+[stt]
+model = "tiny.en"
+beam_size = 1
+"""
+
 
 @pytest.fixture(scope="session")
 def secure(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabeebServer]:
@@ -52,6 +62,18 @@ def secure(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabeebServer]:
     """One real server for most tests (no API key, default host 127.0.0.1)."""
     with LabeebServer(tmp_path_factory.mktemp("server"), tiny_model_dir, config=MAIN_CONFIG).running() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def real_lm_server(smolvlm_files_dir: Path, _converted_models: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabeebServer]:
+    """A server whose model is a real language model: SmolLM2-135M-Instruct inside SmolVLM
+    (labeeb.real_lm), for tests whose answers must make sense (not about pictures)."""
+    from labeeb import real_lm
+
+    model = real_lm.smollm2_smolvlm_dir(_converted_models)
+    with LabeebServer(tmp_path_factory.mktemp("real-lm"), model, config=REAL_LM_CONFIG).running() as srv:
         yield srv
 
 
