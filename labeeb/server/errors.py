@@ -105,6 +105,12 @@ def error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
+#: pydantic's names for a union's members in an error's location (never a field's name: a
+#: prefix match on "str" would drop stream_options, "int" interval, and so on).
+_MEMBER_NAMES = {"str", "int", "float", "bool", "bytes", "none"}
+_MEMBER_PREFIXES = ("list[", "dict[", "literal[", "function-", "str[", "int[", "float[", "bool[")
+
+
 def _field_path(loc: tuple[Any, ...]) -> str | None:
     """A validation error's location as the request's field path, in the form every error
     here uses: pydantic's union member names (``str``, ``list[...]``) and a tagged union's tag
@@ -117,7 +123,7 @@ def _field_path(loc: tuple[Any, ...]) -> str | None:
             continue
         if item.startswith(("list[tagged-union", "tagged-union[")):
             tag_after = "index" if item.startswith("list[") else "tag"
-        elif item.startswith(("list[", "str", "function-", "dict[", "int", "float", "bool", "literal[")):
+        elif item in _MEMBER_NAMES or item.startswith(_MEMBER_PREFIXES):
             continue
         elif tag_after == "tag":
             tag_after = None  # the member's tag ("image_url"), not a field

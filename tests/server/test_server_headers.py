@@ -81,3 +81,17 @@ def test_a_picture_in_an_assistant_turn_is_kept_for_the_follow_up(client, server
         {"role": "user", "content": "Draw me a square."}, {"role": "assistant", "content": "Here it is."},
         {"role": "user", "content": "What colour is it?"}])
     assert with_picture.usage.prompt_tokens > without.usage.prompt_tokens + 64
+
+
+@pytest.mark.parametrize(("loc", "param"), [
+    (("body", "stream_options"), "stream_options"),  # a field whose name begins like a type's
+    (("body", "stream"), "stream"),
+    (("body", "text", "format", "strict"), "text.format.strict"),
+    (("body", "stop", "str"), "stop"),
+    (("body", "messages", 0, "content", "list[tagged-union[TextPart,ImagePart]]", 9, "image_url", "image_url"),
+     "messages[0].content[9].image_url"),
+])
+def test_a_validation_errors_location_is_the_fields_path(loc, param):
+    from labeeb.server.errors import _field_path
+
+    assert _field_path(loc) == param
