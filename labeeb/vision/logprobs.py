@@ -102,4 +102,4 @@ def _text(vocabulary: Any, token: int) -> tuple[str, list[int]]:
 
 
 def _finite(value: float) -> float:
-    return value if value > IMPOSSIBLE else IMPOSSIBLE
+    return max(IMPOSSIBLE, value)

@@ -117,7 +117,7 @@ def test_what_cannot_be_honoured_is_a_400_naming_it(server, idle):
         base = {"model": server.vision_model, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
         return httpx.post(server.api + "/chat/completions", json={**base, **body}, timeout=120)
 
-    assert_error(post(n=9), 400, "invalid_request", "less than or equal to 8")["param"] == "n"
+    assert assert_error(post(n=9), 400, "invalid_request", "less than or equal to 8")["param"] == "n"
     assert assert_error(post(top_logprobs=21, logprobs=True), 400, "invalid_request")["param"] == "top_logprobs"
     assert assert_error(post(top_logprobs=2), 400, "invalid_request", "logprobs = true")["param"] == "top_logprobs"
     assert assert_error(post(model="labeeb", n=2), 400, "unsupported_parameter", "skills")["param"] == "n"
