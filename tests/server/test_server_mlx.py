@@ -44,3 +44,11 @@ def test_max_tokens_past_what_the_context_leaves_is_refused_before_generating(ml
     response = httpx.post(mlx_server.api + "/chat/completions", json=body, timeout=120)
     error = assert_error(response, 400, "context_length_exceeded", "8,192 tokens", "for the answer")
     assert error["param"] == "max_tokens"
+
+
+def test_logprobs_are_refused_by_name_not_left_null(mlx_server):
+    body = {"model": mlx_server.vision_model, "max_tokens": 2, "logprobs": True,
+            "messages": [{"role": "user", "content": "Hi"}]}
+    for stream in (False, True):
+        response = httpx.post(mlx_server.api + "/chat/completions", json={**body, "stream": stream}, timeout=120)
+        assert assert_error(response, 400, "unsupported_parameter", "MLX backend")["param"] == "logprobs"
