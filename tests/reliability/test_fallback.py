@@ -90,6 +90,16 @@ def test_a_working_first_backend_answers_without_a_word_about_fallbacks(chain):
     assert chain.remote.asked == []
 
 
+
+def test_a_chain_refuses_logprobs_by_name(chain):
+    """Which backend answers is known only as it answers: a chain gives no token log probabilities."""
+    from labeeb.vision.backend import UnsupportedRequestError
+
+    with pytest.raises(UnsupportedRequestError) as caught:
+        chain.assistant.vision.generate("what is this", [], logprobs=0)
+    assert caught.value.param == "logprobs" and "fallback chain" in str(caught.value)
+    assert chain.local.asked == chain.remote.asked == []
+
 def test_forget_reaches_every_loaded_backend(chain):
     chain.local.down = True
     chain.ask("what is this")  # local failed to load, remote answered
