@@ -15,7 +15,6 @@ import pytest
 from pydantic import BaseModel, Field
 from server_kit import LabeebServer, assert_error
 
-from labeeb import real_lm
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +55,10 @@ class GetWeather(BaseModel):
     days: int = Field(ge=1, le=14)
 
 
-@pytest.fixture(scope="module")
-def real_server(smolvlm_files_dir, _converted_models, tmp_path_factory) -> Any:
-    model = real_lm.smollm2_smolvlm_dir(_converted_models)
-    config = "[vision.cache]\nenabled = false\n"
-    with LabeebServer(tmp_path_factory.mktemp("structured"), model, config=config).running() as server:
-        yield server
+@pytest.fixture
+def real_server(real_lm_server) -> LabeebServer:
+    """The session's real-model server (conftest.py), shared with the llm and litellm tests."""
+    return real_lm_server
 
 
 @pytest.fixture
