@@ -32,9 +32,10 @@ class SpeechRequest(_Request):
 
 
 class TranscriptionForm(_Request):
-    """The multipart fields of /v1/audio/transcriptions, as the openai SDK names them."""
+    """The multipart fields of /v1/audio/transcriptions, as the openai SDK names them; any
+    other field is a 400 naming it (never taken and ignored)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     file: UploadFile
     model: str = "whisper-1"
     language: str | None = Field(None, max_length=20)
@@ -54,6 +55,18 @@ class TranscriptionForm(_Request):
     vad_prefix_padding_ms: int | None = Field(None, alias="chunking_strategy[prefix_padding_ms]", ge=0, le=10_000)
     vad_silence_duration_ms: int | None = Field(
         None, alias="chunking_strategy[silence_duration_ms]", ge=0, le=60_000)
+
+
+class TranslationForm(_Request):
+    """The multipart fields of /v1/audio/translations; any other field is a 400 naming it
+    (``language`` too: a translation is always into English)."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: UploadFile
+    model: str = "whisper-1"
+    prompt: str | None = Field(None, max_length=4096)
+    response_format: Literal["json", "text", "verbose_json", "srt", "vtt"] = "json"
+    temperature: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class TranscriptionUsage(BaseModel):

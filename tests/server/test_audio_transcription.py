@@ -182,3 +182,15 @@ def test_silence_is_an_empty_transcript(client, idle):
     assert result.text == "" and result.segments == [] and result.words == []
     assert transcribe(client, silence, response_format="srt") == ""
     assert [e.type for e in transcribe(client, silence, stream=True)] == ["transcript.text.done"]
+
+
+@pytest.mark.parametrize("endpoint", ["transcriptions", "translations"])
+def test_a_form_field_the_api_does_not_define_is_a_400_naming_it(server, idle, one_sentence, endpoint):
+    for field in ("temprature", "language" if endpoint == "translations" else "speaker"):
+        response = httpx.post(f"{server.api}/audio/{endpoint}", timeout=60,
+                              files={"file": ("speech.wav", one_sentence, "audio/wav")},
+                              data={"model": "whisper-1", field: "0.2"})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["param"] == field and field in error["message"], error
+    assert httpx.get(server.url + "/health", timeout=10).status_code == 200

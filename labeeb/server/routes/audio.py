@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Literal
+from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from labeeb.server import audio, audio_schemas, speech, transcription
@@ -60,18 +60,11 @@ async def create_transcription(request: Request, form: Annotated[audio_schemas.T
 
 
 @router.post("/v1/audio/translations", responses=TRANSCRIPT_RESPONSES)
-async def create_translation(
-    request: Request,
-    file: UploadFile = File(...),
-    model: str = Form("whisper-1"),
-    prompt: str | None = Form(None, max_length=4096),
-    response_format: Literal["json", "text", "verbose_json", "srt", "vtt"] = Form("json"),
-    temperature: float = Form(0.0, ge=0.0, le=1.0),
-    state: ServerState = Depends(server_state),
-) -> Any:
-    whisper = transcription.WhisperRequest(task="translate", response_format=response_format, prompt=prompt,
-                                           temperature=temperature)
-    return await _whisper(request, state, await file.read(), whisper)
+async def create_translation(request: Request, form: Annotated[audio_schemas.TranslationForm, Form()],
+                             state: ServerState = Depends(server_state)) -> Any:
+    whisper = transcription.WhisperRequest(task="translate", response_format=form.response_format, prompt=form.prompt,
+                                           temperature=form.temperature)
+    return await _whisper(request, state, await form.file.read(), whisper)
 
 
 async def _whisper(request: Request, state: ServerState, data: bytes, whisper: transcription.WhisperRequest) -> Any:
