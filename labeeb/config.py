@@ -65,6 +65,10 @@ class VisionConfig(_Section):
     grouped_attention: bool = Field(
         False, description="decode attention with grouped query heads: ~1.3x faster decode steps, bf16 answers may differ"
     )
+    decoder: Literal["torch", "llama.cpp"] = Field(
+        "torch", description="what runs the text half with engine = fast (llama.cpp: faster decoding, needs "
+        "llama-cpp-python; answers close to torch's, not bit for bit)"
+    )
     reuse_prefix: bool = Field(
         True, description="reuse the earlier prompt's key/value cache where a prompt starts alike (exact: whole 512-position blocks)"
     )

@@ -8,7 +8,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from labeeb.vision.backend import GenerationStats, VisionRequest
 from labeeb.vision.decode import Decoder, new_cache
 from labeeb.vision.engine import Engine
-from labeeb.vision.packing import _clean_file_mappings, pack_weights, release
+from labeeb.vision.packing import clean_file_mappings, pack_weights, release
 from labeeb.vision.backends.transformers import build_messages
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN")
@@ -94,11 +94,11 @@ def test_release_hands_back_clean_file_pages_only(tmp_path):
     assert int(mapped.sum(dtype=np.int64)) == int(values.sum(dtype=np.int64))  # every page resident
     address = tensor.data_ptr()
     assert mapping_rss_kb(address) >= 8000
-    assert release(tensor, _clean_file_mappings())
+    assert release(tensor, clean_file_mappings())
     assert mapping_rss_kb(address) < 100
     assert np.array_equal(mapped, values)  # the same bytes fault back in from the file
 
     mapped[0] = 7  # a page copied on write: handing it back would lose the write
     resident = mapping_rss_kb(address)
-    assert not release(tensor, _clean_file_mappings())
+    assert not release(tensor, clean_file_mappings())
     assert mapped[0] == 7 and mapping_rss_kb(address) == resident

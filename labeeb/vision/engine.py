@@ -18,16 +18,15 @@ included, except with the opt-in grouped attention.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from labeeb.lru import LRU
 from labeeb.vision.attention_blocks import settled_block
 from labeeb.vision.backend import answer_room
 from labeeb.vision.prefix_cache import PrefixCache
+from labeeb.vision.prepared import EngineStats, PreparedImages, image_key, tensor_key
 from labeeb.vision.sampling import Chooser, pick
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,40 +38,14 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Prompt chunks of this many attention blocks (2,048 positions with 512-position blocks).
 PREFILL_BLOCKS = 4
 
-def image_key(images: list[Image]) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for image in images:
-        digest.update(f"{image.mode}{image.size}".encode())
-        digest.update(image.tobytes())
-    return digest.hexdigest()
+__all__ = ["Engine", "EngineStats", "PreparedImages", "image_key", "tensor_key"]
 
 
-def tensor_key(tensor: torch.Tensor) -> str:
-    import torch
-
-    if tensor.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16: hash the bits
-        tensor = tensor.view(torch.int16)
-    return hashlib.blake2b(tensor.contiguous().numpy().tobytes(), digest_size=16).hexdigest()
-
-
-@dataclass
-class PreparedImages:
-    pixel_values: torch.Tensor  # (1, tiles, 3, 512, 512) in the model's dtype
-    pixel_attention_mask: torch.Tensor | None
-    replacements: list[str]  # the prompt text that stands for each image
-    key: str
-    tile_keys: list[str | None]  # content hash of each real (non-padding) tile, in order
-    real: list[int]  # indices of the real tiles
-
-
-@dataclass
-class EngineStats:
-    tiles_encoded: int = 0
-    tiles_reused: int = 0
-    prefix_reused: int = 0
-    prefilled: int = 0
-    images_reused: bool = False
-    generated: list[int] = field(default_factory=list)  # the answer's token ids
+def exact_block(text_config: Any, dtype: Any, device: str) -> int:
+    """The attention block a prompt's key/value cache is reused in, exactly (0: never)."""
+    heads = text_config.num_attention_heads
+    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // heads
+    return settled_block(heads, text_config.num_key_value_heads or heads, head_dim, dtype, device)
 
 
 class Engine:
@@ -93,6 +66,7 @@ class Engine:
         encode_batch: int = 1,
         encoder: Any = None,
         grouped_attention: bool = False,
+        text: Any = None,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -108,12 +82,7 @@ class Engine:
         self._tiles: LRU = LRU(tile_cache_size)
         # Key/value positions are reused in whole attention blocks only (0: never), which
         # keeps reuse exact; checked once on this machine.
-        self.block = 0
-        if cache_prefix:
-            text = model.config.get_text_config()
-            heads = text.num_attention_heads
-            head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-            self.block = settled_block(heads, text.num_key_value_heads or heads, head_dim, self.dtype, device)
+        self.block = exact_block(model.config.get_text_config(), self.dtype, device) if cache_prefix else 0
         self._prefixes = PrefixCache(model.config, self.block, prefix_cache_size)
         self._lock = threading.Lock()
         self.last = EngineStats()
@@ -125,8 +94,10 @@ class Engine:
 
         # transformers renamed ``past_key_values`` to ``cache`` (the old name still works, with a FutureWarning).
         self._cache_arg = "cache" if "cache" in inspect.signature(text_model.forward).parameters else "past_key_values"
+        # ``text``: labeeb.vision.llamacpp_text.LlamaCppText when llama.cpp runs the text half.
+        self.text = text
         self.decoder = (Decoder(text_model, model.lm_head, model.get_input_embeddings(), grouped=grouped_attention)
-                        if Decoder.supports(text_model) else None)
+                        if text is None and Decoder.supports(text_model) else None)
 
         self._fast_images = FastImageProcessor(processor.image_processor) if supported(processor.image_processor) else None
         config = model.config
@@ -144,6 +115,8 @@ class Engine:
             self._images.clear()
             self._tiles.clear()
             self._prefixes.clear()
+            if self.text is not None:
+                self.text.forget()
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -297,6 +270,8 @@ class Engine:
         between two chunks of a long prompt."""
         import torch
 
+        if self.text is not None:
+            return self.text.prefill(embeds, start, cancel)
         done, total, step = 0, embeds.shape[1], self.prefill_chunk
         while step:
             end = ((start + done) // step + 1) * step - start  # the next chunk boundary
@@ -337,11 +312,16 @@ class Engine:
             stats.prompt_tokens = len(ids)
             room = answer_room(len(ids), self.context_length, request.max_new_tokens)
             inputs = self.prompt_inputs(ids, prepared)
-            start, reused = self._prefixes.reusable(inputs) if self.cache_prefix else (0, None)
-            if reused is not None:  # room for the rest of the prompt and the answer
-                cache = self._prefixes.truncated(reused.cache, start, len(ids) - start + room)
+            if self.text is not None:
+                if not self.cache_prefix:
+                    self.text.forget()
+                start, cache = self.text.reusable(inputs, room), None
             else:
-                cache = new_cache(self.model.config, room)
+                start, reused = self._prefixes.reusable(inputs) if self.cache_prefix else (0, None)
+                if reused is not None:  # room for the rest of the prompt and the answer
+                    cache = self._prefixes.truncated(reused.cache, start, len(ids) - start + room)
+                else:
+                    cache = new_cache(self.model.config, room)
             new = ids[start:][None].to(self.device)
             embeds = self.model.get_input_embeddings()(new)
             if prepared is not None and bool((new == self.image_token_id).any()):
@@ -362,7 +342,9 @@ class Engine:
             finally:
                 # The cache now holds the prompt and every generated token but the last.
                 held = torch.cat([inputs, torch.tensor(generated[:-1], dtype=ids.dtype)])
-                if self.cache_prefix and cache.get_seq_length() == len(held):
+                if self.text is not None:
+                    self.text.keep(held)
+                elif self.cache_prefix and cache.get_seq_length() == len(held):
                     self._prefixes.remember(held, cache, len(ids))
 
     def _decode(self, ids: torch.Tensor, logits: torch.Tensor, cache: Any, request: VisionRequest,
@@ -384,7 +366,9 @@ class Engine:
                 shown = text
             if len(generated) == room:
                 break
-            if self.decoder is not None:
+            if self.text is not None:
+                logits = self.text.step(token, position)
+            elif self.decoder is not None:
                 logits = self.decoder.step(token, cache, position)
             else:
                 embeds = self.model.get_input_embeddings()(torch.tensor([[token]], device=self.device))

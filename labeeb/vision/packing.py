@@ -94,14 +94,14 @@ def pack_weights(model: Any, vision: bool = True) -> int:
     if not exact:
         log.debug("not packing linear weights: oneDNN's products differ from linear's here")
         return 0
-    mappings = _clean_file_mappings()
+    mappings = clean_file_mappings()
     for module, name, linear in places:  # one at a time: the originals never all stay resident
         setattr(module, name, _PACKED(linear))
         release(linear.weight, mappings)
     return len(places)
 
 
-def _clean_file_mappings() -> list[tuple[int, int]]:
+def clean_file_mappings() -> list[tuple[int, int]]:
     """Address ranges of this process's file mappings whose pages are all clean (none written,
     so none differs from the file): the ones ``release`` may hand back. Empty off Linux."""
     if not sys.platform.startswith("linux"):

@@ -143,11 +143,30 @@ class TransformersBackend:
             from labeeb.vision.engine import Engine
             from labeeb.vision.packing import pack_weights
 
+            text = self._text_half(path)
             # Same numbers, faster (bf16 on the CPU only); OpenVINO converts the vision encoder itself.
             pack_weights(self.model, vision=self.config.encoder == "torch")
 
-            self.engine = Engine(self.model, self.processor, self.device, encoder=self._encoder(),
+            self.engine = Engine(self.model, self.processor, self.device, encoder=self._encoder(), text=text,
                                  grouped_attention=self.config.grouped_attention, cache_prefix=self.config.reuse_prefix)
+        elif self.config.decoder != "torch":
+            raise ModelUnavailableError(f'vision.decoder = "{self.config.decoder}" needs vision.engine = "fast"')
+
+    def _text_half(self, path: Path) -> Any:
+        """llama.cpp running the text half when ``vision.decoder = "llama.cpp"``, else None (torch)."""
+        from labeeb.vision import llamacpp_text
+
+        if self.config.decoder != "llama.cpp":
+            return None
+        if not llamacpp_text.available():
+            raise ModelUnavailableError(llamacpp_text.HOW_TO_INSTALL + ' (or set vision.decoder = "torch")')
+        import torch
+
+        try:
+            return llamacpp_text.take_text_half(self.model, self.processor.tokenizer, Path(path), torch.get_num_threads())
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelUnavailableError(f"llama.cpp could not take the text half ({describe(exc)}); "
+                                        'set vision.decoder = "torch"') from None
 
     def _encoder(self) -> Any:
         """The OpenVINO vision encoder when ``vision.encoder = "openvino"``, else None (torch's)."""
