@@ -43,10 +43,16 @@ def model_dir(path: str | None) -> str:
     return str(cache)
 
 
+#: Scenarios llama.cpp is measured in (the voice turn needs Labeeb's listening loop).
+PEER_SCENARIOS = ["fresh_screenshot", "follow_up", "changed_window", "document_3_pages"]
+
+
 def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int, encoder: str = "torch",
-               grouped: bool = False, look: bool = True, first: int = 0, idle: float = 0.0) -> dict:
+               grouped: bool = False, look: bool = True, first: int = 0, idle: float = 0.0,
+               decoder: str = "torch") -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "LABEEB_BENCH_ENCODER": encoder, "LABEEB_BENCH_GROUPED": "1" if grouped else "0",
+           "LABEEB_BENCH_DECODER": decoder,
            "LABEEB_BENCH_LOOK": "1" if look else "0", "LABEEB_BENCH_IDLE": str(idle)}
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.worker", variant, scenario, model, str(runs), str(tokens), str(first)],
@@ -57,10 +63,34 @@ def run_worker(variant: str, scenario: str, model: str, runs: int, tokens: int, 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def summarise(ref: dict, lab: dict) -> dict:
-    def median(rows, key):
-        values = [r[key] for r in rows if r[key] is not None]
-        return statistics.median(values) if values else None
+def median(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r[key] is not None]
+    return statistics.median(values) if values else None
+
+
+def against_peer(lab: dict, peer: dict) -> dict:
+    """llama.cpp's medians, and Labeeb's as ratios of them."""
+    out = {}
+    for key in ("ttft", "total", "decode_tps"):
+        p, l = median(peer["runs"], key), median(lab["runs"], key)
+        out[key] = {"llama.cpp": p, "labeeb": l, "ratio": (l / p) if p and l else None}
+    out["peak_rss_mb"] = {"llama.cpp": peer["peak_rss_mb"], "labeeb": lab["peak_rss_mb"],
+                          "ratio": lab["peak_rss_mb"] / peer["peak_rss_mb"]}
+    return out
+
+
+def over_api(ref: dict, lab: dict, api: dict) -> dict:
+    """Labeeb over its API against Labeeb in process and against the reference."""
+    out = {}
+    for key in ("ttft", "total"):
+        a, l, r = median(api["runs"], key), median(lab["runs"], key), median(ref["runs"], key)
+        out[key] = {"api": a, "in_process": l, "reference": r, "vs_in_process": a / l if a and l else None,
+                    "vs_reference": a / r if a and r else None}
+    out["peak_rss_mb"] = {"api": api["peak_rss_mb"], "in_process": lab["peak_rss_mb"]}
+    return out
+
+
+def summarise(ref: dict, lab: dict, peer: dict | None = None, api: dict | None = None) -> dict:
 
     out = {}
     for key in ("ttft", "total", "decode_tps"):
@@ -74,6 +104,10 @@ def summarise(ref: dict, lab: dict) -> dict:
     looked = [r["looked_tiles"] for r in lab["runs"] if "looked_tiles" in r]
     if looked:  # voice turn: tiles encoded while the question was spoken
         out["looked_tiles"] = looked
+    if peer is not None:
+        out["llama.cpp"] = against_peer(lab, peer)
+    if api is not None:
+        out["api"] = over_api(ref, lab, api)
     return out
 
 
@@ -94,8 +128,22 @@ def main() -> None:
     parser.add_argument("--interleave", action="store_true",
                         help="one worker per run, reference and Labeeb alternating, so the machine's drift "
                              "hits both alike (slower: each worker loads the model)")
+    parser.add_argument("--decoder", default="torch", choices=["torch", "llama.cpp"],
+                        help="Labeeb's vision.decoder (llama.cpp: pip install llama-cpp-python)")
+    parser.add_argument("--llama-cpp-source", metavar="DIR",
+                        help="llama.cpp's source (for its GGUF converter): measures llama.cpp as a peer "
+                             "when llama-cpp-python is installed (also LLAMA_CPP_SOURCE)")
+    parser.add_argument("--api", action="store_true",
+                        help="also ask Labeeb over its API (a real labeeb serve, the openai SDK, streamed)")
     parser.add_argument("--out", default=str(HERE / "results"), help="where latest.json and latest.png go")
     args = parser.parse_args()
+    if args.llama_cpp_source:
+        os.environ["LLAMA_CPP_SOURCE"] = args.llama_cpp_source
+    from benchmarks.llamacpp_peer import missing
+
+    peer_missing = missing()
+    if peer_missing:
+        print(f"llama.cpp is not measured: {peer_missing}", file=sys.stderr)
 
     model = model_dir(args.model)
     if args.encoder == "openvino":  # the one-time conversion happens here, not in a timed run
@@ -103,30 +151,32 @@ def main() -> None:
 
     def worker(variant: str, scenario: str, runs: int, first: int = 0) -> dict:
         print(f"[{time.strftime('%H:%M:%S')}] {scenario}: {variant} ...", file=sys.stderr, flush=True)
-        if variant == "reference":
+        if variant in ("reference", "llama.cpp"):  # (the API's server reads the decoder from the environment)
             return run_worker(variant, scenario, model, runs, args.tokens, first=first)
         return run_worker(variant, scenario, model, runs, args.tokens, args.encoder, args.grouped_attention,
-                          not args.no_look, first, args.idle_look)
+                          not args.no_look, first, args.idle_look, args.decoder)
 
     results = {}
     for scenario in args.scenarios:
+        variants = ["reference", "labeeb"] + (["llama.cpp"] if not peer_missing and scenario in PEER_SCENARIOS else [])
+        variants += ["api"] if args.api and scenario in PEER_SCENARIOS else []
         if not args.interleave:
-            results[scenario] = summarise(worker("reference", scenario, args.runs), worker("labeeb", scenario, args.runs))
-            continue
-        done: dict[str, list[dict]] = {"reference": [], "labeeb": []}
-        for run in range(args.runs):
-            for variant in ("reference", "labeeb") if run % 2 == 0 else ("labeeb", "reference"):
-                done[variant].append(worker(variant, scenario, 1, run))
-        ref, lab = ({"runs": [row for w in ws for row in w["runs"]], "peak_rss_mb": max(w["peak_rss_mb"] for w in ws)}
-                    for ws in (done["reference"], done["labeeb"]))
-        results[scenario] = summarise(ref, lab)
+            done = {variant: worker(variant, scenario, args.runs) for variant in variants}
+        else:
+            runs: dict[str, list[dict]] = {variant: [] for variant in variants}
+            for run in range(args.runs):
+                for variant in variants if run % 2 == 0 else variants[::-1]:
+                    runs[variant].append(worker(variant, scenario, 1, run))
+            done = {variant: {"runs": [row for w in ws for row in w["runs"]],
+                              "peak_rss_mb": max(w["peak_rss_mb"] for w in ws)} for variant, ws in runs.items()}
+        results[scenario] = summarise(done["reference"], done["labeeb"], done.get("llama.cpp"), done.get("api"))
 
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "model": "SmolVLM-256M-Instruct architecture, random weights",
         "runs": args.runs, "interleaved": args.interleave, "tokens": args.tokens, "encoder": args.encoder,
-        "grouped_attention": args.grouped_attention,
+        "grouped_attention": args.grouped_attention, "decoder": args.decoder, "llama.cpp": peer_missing or "measured",
         "look_while_listening": not args.no_look, "idle_look_seconds": args.idle_look,
         "targets": {f"{s}.{m}": t for (s, m), t in TARGETS.items()},
         "results": results,

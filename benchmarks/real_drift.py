@@ -152,7 +152,7 @@ def compare(ref_tokens: list[int], ref_logits: list[Any], tokens: list[int], log
 
 
 def run(model_dir: str | Path, prompts: list[Prompt], tokens: int, dtype: str = "bfloat16",
-        grouped_attention: bool = False) -> dict[str, Any]:
+        grouped_attention: bool = False, decoder: str = "torch") -> dict[str, Any]:
     """Every prompt through the reference, then through Labeeb's engine; the report."""
     from labeeb.vision.engine import Engine
     from labeeb.vision.packing import pack_weights
@@ -161,8 +161,15 @@ def run(model_dir: str | Path, prompts: list[Prompt], tokens: int, dtype: str = 
     started = time.perf_counter()
     references = [reference(model, processor, prompt, tokens) for prompt in prompts]
     reference_s = time.perf_counter() - started
+    text = None
+    if decoder == "llama.cpp":  # as vision.decoder = "llama.cpp" does: the text half moves to llama.cpp
+        import torch
+
+        from labeeb.vision.llamacpp_text import take_text_half
+
+        text = take_text_half(model, processor.tokenizer, Path(model_dir), torch.get_num_threads())
     packed = pack_weights(model)  # as Labeeb's backend does; the reference ran unpacked
-    engine = Engine(model, processor, grouped_attention=grouped_attention)
+    engine = Engine(model, processor, grouped_attention=grouped_attention, text=text)
     started = time.perf_counter()
     rows = []
     for prompt, (ref_tokens, ref_logits) in zip(prompts, references):
@@ -175,6 +182,7 @@ def run(model_dir: str | Path, prompts: list[Prompt], tokens: int, dtype: str = 
     return {
         "model": "SmolVLM-256M-Instruct with SmolLM2-135M-Instruct's text weights (labeeb.real_lm), text only",
         "dtype": dtype, "tokens": tokens, "packed_layers": packed, "grouped_attention": grouped_attention,
+        "decoder": decoder,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "identical": sum(r["identical"] for r in rows), "prompts": len(rows),
@@ -187,6 +195,7 @@ def run(model_dir: str | Path, prompts: list[Prompt], tokens: int, dtype: str = 
 
 def table(report: dict[str, Any]) -> str:
     grouped = "; grouped attention" if report["grouped_attention"] else ""
+    grouped += "; text half in llama.cpp" if report.get("decoder") == "llama.cpp" else ""
     lines = [f"{report['model']}; {report['dtype']}; {report['tokens']} greedy tokens{grouped}", ""]
     header = f"{'#':>2} {'kind':8} {'prompt':48} {'same':>4} {'diverges':>8} {'agree':>7} {'max |dlogit|':>12}"
     lines += [header, "-" * len(header)]
@@ -215,10 +224,12 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=len(PROMPTS), help="the first N prompts only")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--grouped-attention", action="store_true", help="the opt-in vision.grouped_attention")
+    parser.add_argument("--decoder", default="torch", choices=["torch", "llama.cpp"],
+                        help="what runs the text half (vision.decoder)")
     parser.add_argument("--out", default=str(HERE / "results" / "real_drift.json"))
     args = parser.parse_args()
     model = args.model or real_model_dir()
-    report = run(model, PROMPTS[: args.prompts], args.tokens, args.dtype, args.grouped_attention)
+    report = run(model, PROMPTS[: args.prompts], args.tokens, args.dtype, args.grouped_attention, args.decoder)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

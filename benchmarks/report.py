@@ -27,6 +27,20 @@ def table(report: dict, targets: dict) -> str:
             lines.append(f"{scenario:18} {metric:12} {_fmt(row['reference'], unit):>10} {_fmt(row['labeeb'], unit):>10} "
                          f"{_fmt(row['ratio'], 'x'):>7} {(f'{target}x' if target else ''):>7}")
         lines.append(f"{scenario:18} {'same tokens':12} {res['same_tokens']:>10}")
+        peer = res.get("llama.cpp")
+        for metric, unit in (("ttft", "s"), ("decode_tps", "/s"), ("peak_rss_mb", "MB")) if peer else ():
+            row = peer[metric]
+            target = {"decode_tps": "1.0x", "peak_rss_mb": "1.0x"}.get(metric, "")
+            lines.append(f"{scenario:18} {metric:12} {_fmt(row['llama.cpp'], unit):>10} {_fmt(row['labeeb'], unit):>10} "
+                         f"{_fmt(row['ratio'], 'x'):>7} {target:>7}  (against llama.cpp)")
+        api = res.get("api")
+        for metric in ("ttft", "total") if api else ():
+            row = api[metric]
+            lines.append(f"{scenario:18} {metric:12} {_fmt(row['in_process'], 's'):>10} {_fmt(row['api'], 's'):>10} "
+                         f"{_fmt(row['vs_in_process'], 'x'):>7} {'':>7}  (over the API against in process; "
+                         f"{_fmt(row['vs_reference'], 'x')} of the reference)")
+    if report.get("llama.cpp", "measured") != "measured":
+        lines.append(f"llama.cpp not measured: {report['llama.cpp']}")
     return "\n".join(lines)
 
 
@@ -76,6 +90,24 @@ def markdown(report: dict, targets: dict) -> str:
             goal = f" (target {target}x)" if target and (metric != "total") else ""
             cells.append(f"{_fmt(row['reference'], unit)} → {_fmt(row['labeeb'], unit)}: **{_fmt(row['ratio'], 'x')}**{goal}")
         lines.append(f"| {scenario.replace('_', ' ')} | " + " | ".join(cells) + f" | {res['same_tokens']} |")
+    peers = {scenario: res["llama.cpp"] for scenario, res in report["results"].items() if "llama.cpp" in res}
+    if peers:
+        lines += ["", f"Against llama.cpp (same model converted to GGUF bf16, in process, same threads; Labeeb's "
+                      f"text half: {report.get('decoder', 'torch')}):", "",
+                  "| scenario | time to first token | decode tokens/s | peak memory |", "|---|---|---|---|"]
+        for scenario, peer in peers.items():
+            cells = [f"{_fmt(peer[m]['llama.cpp'], u)} → {_fmt(peer[m]['labeeb'], u)}: **{_fmt(peer[m]['ratio'], 'x')}**"
+                     for m, u in (("ttft", "s"), ("decode_tps", "/s"), ("peak_rss_mb", " MB"))]
+            lines.append(f"| {scenario.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    apis = {scenario: res["api"] for scenario, res in report["results"].items() if "api" in res}
+    if apis:
+        lines += ["", "Over the API (a real `labeeb serve`, the openai SDK, streamed, base64 PNG) against in process:", "",
+                  "| scenario | first token, API | in process | API / in process | API / reference |",
+                  "|---|---|---|---|---|"]
+        for scenario, api in apis.items():
+            row = api["ttft"]
+            lines.append(f"| {scenario.replace('_', ' ')} | {_fmt(row['api'], ' s')} | {_fmt(row['in_process'], ' s')} | "
+                         f"**{_fmt(row['vs_in_process'], 'x')}** | {_fmt(row['vs_reference'], 'x')} |")
     if "voice_turn" in report["results"]:
         looked = report["results"]["voice_turn"].get("looked_tiles")
         idle = report.get("idle_look_seconds") or 0

@@ -85,7 +85,9 @@ class Labeeb(Asker):
         # question about the same picture twice, so it never answers here.
         encoder = os.environ.get("LABEEB_BENCH_ENCODER", "torch")  # python -m benchmarks --encoder
         grouped = os.environ.get("LABEEB_BENCH_GROUPED") == "1"  # --grouped-attention
-        config = VisionConfig(model=model_dir, max_new_tokens=tokens, encoder=encoder, grouped_attention=grouped)
+        decoder = os.environ.get("LABEEB_BENCH_DECODER", "torch")  # --decoder
+        config = VisionConfig(model=model_dir, max_new_tokens=tokens, encoder=encoder, grouped_attention=grouped,
+                              decoder=decoder)
         self.vision = VisionProcessor(config, {"transformers": TransformersBackend})
         self.backend = self.vision.backend()
 
@@ -276,7 +278,16 @@ def main() -> None:
     variant, scenario, model_dir, runs, tokens = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     first = int(sys.argv[6]) if len(sys.argv) > 6 else 0  # the first run's number (its pictures' seed)
     started = time.perf_counter()
-    asker = (Reference if variant == "reference" else Labeeb)(model_dir, tokens)
+    if variant == "llama.cpp":  # the peer (benchmarks.llamacpp_peer)
+        from benchmarks.llamacpp_peer import LlamaCppPeer
+
+        asker: Any = LlamaCppPeer(model_dir, tokens)
+    elif variant == "api":  # Labeeb over its API (benchmarks.api_asker)
+        from benchmarks.api_asker import ApiAsker
+
+        asker = ApiAsker(model_dir, tokens)
+    else:
+        asker = (Reference if variant == "reference" else Labeeb)(model_dir, tokens)
     load = time.perf_counter() - started
     if scenario == "prepare":  # one-time work (the OpenVINO encoder's conversion) done before timing
         print(json.dumps({"variant": variant, "scenario": scenario, "load": load}))
@@ -288,12 +299,16 @@ def main() -> None:
         asker.forget()
         ttft, total, ids, decode = SCENARIOS[scenario](asker, run)
         rows.append({"ttft": ttft, "total": total, "tokens": ids,
-                     "decode_tps": (tokens - 1) / decode if decode > 0 else None})
+                     "decode_tps": (tokens - 1) / decode if decode > 0 and len(ids) % tokens == 0 else None})
         if _looked:
             rows[-1]["looked_tiles"] = _looked.pop()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if hasattr(asker, "peak_rss_mb"):  # the API's server process
+        peak_mb = asker.peak_rss_mb()
+        asker.close()
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"variant": variant, "scenario": scenario, "load": load, "runs": rows,
-                      "peak_rss_mb": peak_kb / 1024}))
+                      "peak_rss_mb": peak_mb}))
 
 
 if __name__ == "__main__":
