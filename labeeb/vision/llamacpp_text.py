@@ -49,13 +49,11 @@ def _quiet(level: int, text: bytes, user_data: Any) -> None:  # llama.cpp's log:
 
 
 class LlamaCppText:
-    """One llama.cpp context over a GGUF text model, fed embeddings, holding one sequence.
+    """One llama.cpp context over a GGUF text model holding one sequence: the prompt goes in as
+    embeddings (pictures' features among them), each new token as its id. The model file is
+    mapped, so of its embedding matrix only the rows of tokens it is given take memory."""
 
-    Every position goes in as an embedding (``embed``: the model's token embeddings in torch,
-    which the prompt needs anyway), so llama.cpp never reads its own copy of the embedding
-    matrix and, mapped from the file, that copy never takes memory."""
-
-    def __init__(self, path: Path, context_length: int, threads: int, embed: Any) -> None:
+    def __init__(self, path: Path, context_length: int, threads: int) -> None:
         import llama_cpp
 
         self.lib = llama_cpp
@@ -67,11 +65,12 @@ class LlamaCppText:
             raise RuntimeError(f"llama.cpp could not load {path}")
         self.hidden = llama_cpp.llama_model_n_embd(self.model)
         self.vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
-        self.context_length, self.threads, self.embed = context_length, threads, embed
+        self.context_length, self.threads = context_length, threads
         self.ctx = None
         self.size = 0
         self.held: torch.Tensor | None = None  # what the key/value memory holds (prompt codes, tokens)
         self._embeds = llama_cpp.llama_batch_init(BATCH, self.hidden, 1)
+        self._token = llama_cpp.llama_batch_init(1, 0, 1)
         self._context(min(FIRST_CONTEXT, context_length))
 
     def _context(self, size: int) -> None:
@@ -81,6 +80,8 @@ class LlamaCppText:
         params = lib.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = size, BATCH, BATCH
         params.n_threads = params.n_threads_batch = self.threads
+        # llama.cpp's flash attention ("auto" turns it on) decoded ~40% slower on a 2-core CPU.
+        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = lib.llama_init_from_model(self.model, params)
         if not self.ctx:
             raise RuntimeError(f"llama.cpp could not make a context of {size} positions")
@@ -115,10 +116,10 @@ class LlamaCppText:
 
     def step(self, token: int, position: int) -> torch.Tensor:
         """Logits after ``token`` at ``position``."""
-        import torch
-
-        row = self.embed(torch.tensor([token], device=self.embed.weight.device)).float().cpu().numpy()
-        self._feed(row, position, last=True)
+        batch = self._token
+        batch.token[0], batch.pos[0], batch.n_seq_id[0], batch.logits[0], batch.n_tokens = token, position, 1, 1, 1
+        batch.seq_id[0][0] = 0
+        self._decode(batch)
         return self._logits()
 
     def _feed(self, rows: Any, start: int, last: bool) -> None:
@@ -181,14 +182,17 @@ def take_text_half(model: Any, tokenizer: Any, model_dir: Path, threads: int) ->
     import torch
 
     from labeeb.vision import gguf_text
-    from labeeb.vision.packing import clean_file_mappings, release
+    from labeeb.vision.packing import clean_file_mappings, release, release_file
 
     text_model = model.model.text_model
     path = gguf_path(model_dir, model.dtype)
     if not path.is_file():
         gguf_text.write(text_model, model.lm_head, tokenizer, path)
     context_length = getattr(text_model.config, "max_position_embeddings", None) or FIRST_CONTEXT
-    text = LlamaCppText(path, context_length, threads, text_model.embed_tokens)
+    text = LlamaCppText(path, context_length, threads)
+    # llama.cpp reads the whole mapped file at load; of the embedding matrix only the rows of
+    # tokens it is given are needed (the prompt arrives as embeddings): let the rest go.
+    release_file(path.resolve())
     # Reading the weights for the GGUF brought their file pages in: hand them back with the layers.
     mappings = clean_file_mappings()
     for parameter in [*text_model.layers.parameters(), *text_model.norm.parameters(), *model.lm_head.parameters()]:

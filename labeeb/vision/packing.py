@@ -135,6 +135,25 @@ def release(tensor: torch.Tensor, mappings: list[tuple[int, int]]) -> bool:
     return _madvise(first, last - first, mmap.MADV_DONTNEED) == 0
 
 
+def release_file(path: Any) -> int:
+    """Drop this process's resident pages of the mapped file ``path`` (read back from the file
+    when touched again); returns how many bytes of mappings it advised. 0 off Linux."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    released, target = 0, str(path)
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and fields[5].strip() == target and "w" not in fields[1]:
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    if _madvise(start, end - start, mmap.MADV_DONTNEED) == 0:
+                        released += end - start
+    except (OSError, ValueError):
+        return released
+    return released
+
+
 def _madvise(address: int, length: int, advice: int) -> int:
     import ctypes
 
