@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import REPO, run_labeeb
+from cli_runner import run_labeeb
 
 
 @pytest.fixture(scope="session")

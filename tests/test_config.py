@@ -113,7 +113,7 @@ def test_labeeb_config_command_shows_values_and_sources(labeeb_cli, tmp_path):
     file.write_text('[vision.openai]\napi_key = "sk-secret"\n[router]\nthreshold = 85\n')
     result = labeeb_cli("--config", str(file), "config", env={"LABEEB_VISION__MAX_NEW_TOKENS": "99"})
     assert result.returncode == 0, result.stderr
-    assert f"router.threshold" in result.stdout and f"85.0   # {file}" in result.stdout
+    assert "router.threshold" in result.stdout and f"85.0   # {file}" in result.stdout
     assert "vision.max_new_tokens" in result.stdout and "# env LABEEB_VISION__MAX_NEW_TOKENS" in result.stdout
     assert "sk-secret" not in result.stdout
 

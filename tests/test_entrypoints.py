@@ -1,10 +1,8 @@
 """Third-party plugins installed for real with pip, found through the entry-point group."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,7 @@
 import threading
 import types
 
-from labeeb.config import PluginsConfig, Settings
+from labeeb.config import PluginsConfig
 from labeeb.guard import problems
 from labeeb.hookspecs import hookimpl
 from labeeb.host import PluginHost

@@ -8,7 +8,6 @@ import json
 import platform
 import subprocess
 import sys
-import threading
 
 import pytest
 from PIL import Image, ImageDraw

@@ -122,3 +122,20 @@ def test_the_responses_api_plain_streamed_and_with_a_schema(llm_env):
     city = json.loads(run_llm(llm_env, "-m", "labeeb-responses", "--schema", json.dumps(CITY),
                               "-o", "max_tokens", "60", "Tell me about Paris."))
     jsonschema.validate(city, CITY)
+
+
+def test_llms_tools_are_taken_with_tool_choice_auto(llm_env):
+    """llm always sends ``tool_choice: "auto"`` (it has no option for "required"; the openai SDK
+    and litellm tests cover that). The request is honoured, not refused: the grammar lets the
+    model answer in text or with a well-formed call. This small model answers in text here; a
+    call, had it made one, would be checked and run by llm with its arguments."""
+    weather = 'def get_weather(city: str) -> str:\n    """The weather in a city."""\n    return f"Sunny in {city}"\n'
+    answer = run_llm(llm_env, "-m", "labeeb-chat", "--functions", weather, "-o", "max_tokens", "40",
+                     "What is the weather in Paris? Use the get_weather tool.")
+    logged = json.loads(run_llm(llm_env, "logs", "-n", "2", "--json"))
+    calls = [call for response in logged for call in response.get("tool_calls") or []]
+    for call in calls:
+        assert call["name"] == "get_weather" and isinstance(call["arguments"], dict), call
+    if not calls:
+        assert "Paris" in answer and "<tool_call>" not in answer, answer
+    assert [tool["name"] for tool in logged[0]["tools"]] == ["get_weather"], logged[0]  # llm sent it
