@@ -12,7 +12,16 @@ packed as Labeeb's transformers backend packs them) is compared with the referen
   before its answer first went another way (a token after a divergence never counts);
 - logit drift: the largest absolute difference between the engine's next-token logits and the
   reference's, with the engine fed the reference's tokens (so every step is compared, even
-  after a divergence).
+  after a divergence);
+- the same within the answer: SmolVLM's generation config stops at ``<end_of_utterance>``,
+  which SmolLM2 never says, so past its own ``<|im_end|>`` the model writes on (made-up turns
+  of a conversation, near-flat logits) until the token budget ends. The tokens up to that end
+  are what a model that stops at its end token would answer.
+
+``--reference-dtype float32`` computes the reference in float32 (the checkpoint's bf16 weights,
+exactly, with float32 arithmetic): the exact answer every bf16 path approximates. A path that
+is not bit for bit torch's bf16 (``--decoder llama.cpp``: bf16 weights, float32 arithmetic) is
+then set against torch's own bf16 rounding measured the same way.
 
 The table is printed, the JSON written to ``benchmarks/results/real_drift.json``.
 ``benchmarks.drift`` is the other drift report: first-token logits with images, reused caches
@@ -32,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+#: Where a model's answer ends: SmolLM2's end of turn (SmolVLM's own is the generation config's).
+END_OF_TURN = ("<|im_end|>", "<end_of_utterance>")
 
 
 @dataclass
@@ -139,28 +150,41 @@ def engine_logits_along(engine: Any, processor: Any, prompt: Prompt, path: list[
     return seen
 
 
-def compare(ref_tokens: list[int], ref_logits: list[Any], tokens: list[int], logits: list[Any]) -> dict[str, Any]:
-    """One prompt's row: identical, first divergence, agreeing tokens, worst logit drift."""
+def compare(ref_tokens: list[int], ref_logits: list[Any], tokens: list[int], logits: list[Any],
+            ends: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """One prompt's row: identical, first divergence, agreeing tokens, worst logit drift; and
+    the same within the answer, the reference's tokens up to its first token in ``ends``."""
     diverged = next((i for i, (a, b) in enumerate(zip(ref_tokens, tokens)) if a != b), None)
     if diverged is None and len(tokens) != len(ref_tokens):
         diverged = min(len(tokens), len(ref_tokens))
     drifts = [float((a - b).abs().max()) for a, b in zip(ref_logits, logits)]
+    answer = next((i + 1 for i, token in enumerate(ref_tokens) if token in ends), len(ref_tokens))
     return {"identical": diverged is None, "first_divergence": diverged,
             "agreeing_tokens": len(ref_tokens) if diverged is None else diverged, "reference_tokens": len(ref_tokens),
             "max_logit_drift": max(drifts, default=0.0),
-            "worst_step": drifts.index(max(drifts)) if drifts else None}
+            "worst_step": drifts.index(max(drifts)) if drifts else None,
+            "answer_tokens": answer, "answer_identical": diverged is None or diverged >= answer,
+            "answer_agreeing_tokens": answer if diverged is None else min(diverged, answer),
+            "answer_max_logit_drift": max(drifts[:answer], default=0.0)}
 
 
 def run(model_dir: str | Path, prompts: list[Prompt], tokens: int, dtype: str = "bfloat16",
-        grouped_attention: bool = False, decoder: str = "torch") -> dict[str, Any]:
-    """Every prompt through the reference, then through Labeeb's engine; the report."""
+        grouped_attention: bool = False, decoder: str = "torch", reference_dtype: str | None = None) -> dict[str, Any]:
+    """Every prompt through the reference (in ``reference_dtype``, by default the engine's),
+    then through Labeeb's engine; the report."""
     from labeeb.vision.engine import Engine
     from labeeb.vision.packing import pack_weights
 
-    model, processor = load(model_dir, dtype)
+    reference_dtype = reference_dtype or dtype
+    model, processor = load(model_dir, reference_dtype)
     started = time.perf_counter()
     references = [reference(model, processor, prompt, tokens) for prompt in prompts]
     reference_s = time.perf_counter() - started
+    if reference_dtype != dtype:
+        del model
+        model, processor = load(model_dir, dtype)
+    ends = frozenset(processor.tokenizer.convert_tokens_to_ids(token) for token in END_OF_TURN
+                     if token in processor.tokenizer.get_vocab())
     text = None
     if decoder == "llama.cpp":  # as vision.decoder = "llama.cpp" does: the text half moves to llama.cpp
         import torch
@@ -176,18 +200,22 @@ def run(model_dir: str | Path, prompts: list[Prompt], tokens: int, dtype: str = 
         ours = engine_tokens(engine, processor, prompt, tokens)
         logits = engine_logits_along(engine, processor, prompt, ref_tokens)
         rows.append({"kind": prompt.kind, "prompt": prompt.text.split("\n")[0][:48],
-                     **compare(ref_tokens, ref_logits, ours, logits),
+                     **compare(ref_tokens, [r.float() for r in ref_logits], ours, [x.float() for x in logits], ends),
                      "answer": processor.tokenizer.decode(ref_tokens, skip_special_tokens=True)})
     total = sum(r["reference_tokens"] for r in rows)
+    in_answers = sum(r["answer_tokens"] for r in rows)
     return {
         "model": "SmolVLM-256M-Instruct with SmolLM2-135M-Instruct's text weights (labeeb.real_lm), text only",
-        "dtype": dtype, "tokens": tokens, "packed_layers": packed, "grouped_attention": grouped_attention,
+        "dtype": dtype, "reference_dtype": reference_dtype, "tokens": tokens, "packed_layers": packed, "grouped_attention": grouped_attention,
         "decoder": decoder,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "identical": sum(r["identical"] for r in rows), "prompts": len(rows),
         "token_agreement": sum(r["agreeing_tokens"] for r in rows) / total if total else 1.0,
         "max_logit_drift": max(r["max_logit_drift"] for r in rows),
+        "answers_identical": sum(r["answer_identical"] for r in rows),
+        "answer_token_agreement": sum(r["answer_agreeing_tokens"] for r in rows) / in_answers if in_answers else 1.0,
+        "answer_max_logit_drift": max(r["answer_max_logit_drift"] for r in rows),
         "seconds": {"reference": reference_s, "labeeb_two_passes": time.perf_counter() - started},
         "rows": rows,
     }
@@ -196,17 +224,26 @@ def run(model_dir: str | Path, prompts: list[Prompt], tokens: int, dtype: str = 
 def table(report: dict[str, Any]) -> str:
     grouped = "; grouped attention" if report["grouped_attention"] else ""
     grouped += "; text half in llama.cpp" if report.get("decoder") == "llama.cpp" else ""
-    lines = [f"{report['model']}; {report['dtype']}; {report['tokens']} greedy tokens{grouped}", ""]
-    header = f"{'#':>2} {'kind':8} {'prompt':48} {'same':>4} {'diverges':>8} {'agree':>7} {'max |dlogit|':>12}"
+    against = report.get("reference_dtype", report["dtype"])
+    against = "" if against == report["dtype"] else f" against a {against} reference"
+    lines = [f"{report['model']}; {report['dtype']}{against}; {report['tokens']} greedy tokens{grouped}", ""]
+    header = (f"{'#':>2} {'kind':8} {'prompt':48} {'same':>4} {'diverges':>8} {'agree':>7} {'max |dlogit|':>12}"
+              f" {'answer':>6} {'same':>4}")
     lines += [header, "-" * len(header)]
     for i, row in enumerate(report["rows"], 1):
         agree = f"{row['agreeing_tokens']}/{row['reference_tokens']}"
         diverges = "-" if row["first_divergence"] is None else str(row["first_divergence"])
         lines.append(f"{i:>2} {row['kind']:8} {row['prompt'].replace(chr(10), ' '):48} "
-                     f"{'yes' if row['identical'] else 'NO':>4} {diverges:>8} {agree:>7} {row['max_logit_drift']:>12.4g}")
+                     f"{'yes' if row['identical'] else 'NO':>4} {diverges:>8} {agree:>7} {row['max_logit_drift']:>12.4g}"
+                     + (f" {row['answer_tokens']:>6} {'yes' if row['answer_identical'] else 'NO':>4}"
+                        if "answer_tokens" in row else ""))
     summary = (f"identical: {report['identical']}/{report['prompts']} prompts; token agreement "
                f"{100 * report['token_agreement']:.1f}%; worst logit drift {report['max_logit_drift']:.4g}")
     lines += ["-" * len(header), summary]
+    if "answers_identical" in report:
+        lines.append(f"within the answers (up to the model's end of turn): identical {report['answers_identical']}/"
+                     f"{report['prompts']}; token agreement {100 * report['answer_token_agreement']:.1f}%; "
+                     f"worst logit drift {report['answer_max_logit_drift']:.4g}")
     return "\n".join(lines)
 
 
@@ -226,10 +263,13 @@ def main() -> None:
     parser.add_argument("--grouped-attention", action="store_true", help="the opt-in vision.grouped_attention")
     parser.add_argument("--decoder", default="torch", choices=["torch", "llama.cpp"],
                         help="what runs the text half (vision.decoder)")
+    parser.add_argument("--reference-dtype", choices=["bfloat16", "float32"],
+                        help="the reference's arithmetic (default: --dtype's); float32 is the exact answer")
     parser.add_argument("--out", default=str(HERE / "results" / "real_drift.json"))
     args = parser.parse_args()
     model = args.model or real_model_dir()
-    report = run(model, PROMPTS[: args.prompts], args.tokens, args.dtype, args.grouped_attention, args.decoder)
+    report = run(model, PROMPTS[: args.prompts], args.tokens, args.dtype, args.grouped_attention, args.decoder,
+                 args.reference_dtype)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -133,3 +133,45 @@ def test_without_llama_cpp_python_the_error_says_what_to_install(tiny_model_dir,
     backend = TransformersBackend(VisionConfig(model=str(tiny_model_dir), decoder="llama.cpp"))
     with pytest.raises(ModelUnavailableError, match="pip install llama-cpp-python"):
         backend.load()
+
+
+@pytest.fixture(scope="module")
+def real_model_dir(smolvlm_files_dir, _converted_models):
+    """SmolVLM carrying SmolLM2-135M-Instruct's real text weights (labeeb.real_lm), built once."""
+    from labeeb import real_lm
+
+    return real_lm.smollm2_smolvlm_dir(_converted_models)
+
+
+@needs_llama_cpp
+@pytest.mark.slow
+def test_through_llama_cpp_a_real_model_answers_sensibly(real_model_dir):
+    from labeeb.vision.processor import VisionProcessor
+
+    vision = VisionProcessor(VisionConfig(model=str(real_model_dir), max_new_tokens=12, decoder="llama.cpp"),
+                             {"transformers": TransformersBackend})
+    answer = vision.generate("What is the capital of France?", [])
+    assert "Paris" in answer.text, answer.text
+    assert vision.backend().engine.text is not None  # llama.cpp decoded it, not torch
+
+
+@needs_llama_cpp
+@pytest.mark.slow
+def test_through_llama_cpp_a_real_model_keeps_its_answers_and_is_closer_to_exact(real_model_dir):
+    """docs/performance.md's agreement table in small: a question, a document and a chat turn.
+
+    llama.cpp multiplies the same bf16 weights in float32, torch in bf16, so its tokens are not
+    bit for bit the bf16 reference's. Within each answer (up to the model's own end of turn)
+    they are the same here; and against the exact answer (a float32 reference) llama.cpp's
+    logits drift less than torch's bf16 ones do, on every prompt.
+    """
+    from benchmarks import real_drift
+
+    prompts = [next(p for p in real_drift.PROMPTS if p.kind == kind) for kind in ("question", "document", "chat")]
+    against_bf16 = real_drift.run(real_model_dir, prompts, tokens=32, decoder="llama.cpp")
+    assert against_bf16["answers_identical"] == 3, real_drift.table(against_bf16)
+    assert 0 < against_bf16["max_logit_drift"] < 2.0, real_drift.table(against_bf16)
+    ours = real_drift.run(real_model_dir, prompts, tokens=32, decoder="llama.cpp", reference_dtype="float32")
+    torchs = real_drift.run(real_model_dir, prompts, tokens=32, reference_dtype="float32")
+    for mine, theirs in zip(ours["rows"], torchs["rows"]):
+        assert mine["max_logit_drift"] < theirs["max_logit_drift"], (real_drift.table(ours), real_drift.table(torchs))

@@ -35,6 +35,11 @@ def test_the_drift_comparison_finds_the_first_divergence():
     row = real_drift.compare([1, 2, 3], same, [1, 5, 3], [torch.zeros(4), torch.ones(4), torch.zeros(4)])
     assert (row["first_divergence"], row["agreeing_tokens"], row["max_logit_drift"], row["worst_step"]) == (1, 1, 1.0, 1)
     assert real_drift.compare([1, 2, 3], same, [1, 2], same[:2])["first_divergence"] == 2  # stopped early
+    # Within the answer: up to the reference's first end-of-turn token (9), included.
+    row = real_drift.compare([1, 9, 3], same, [1, 9, 5], same, ends=frozenset({9}))
+    assert (row["answer_tokens"], row["answer_identical"], row["answer_agreeing_tokens"]) == (2, True, 2)
+    row = real_drift.compare([1, 9, 3], same, [4, 9, 3], same, ends=frozenset({9}))
+    assert (row["answer_identical"], row["answer_agreeing_tokens"]) == (False, 0)
     report = {"model": "m", "dtype": "bfloat16", "tokens": 3, "grouped_attention": False, "identical": 0,
               "prompts": 1, "token_agreement": 1 / 3, "max_logit_drift": 1.0,
               "rows": [{"kind": "chat", "prompt": "Why?", **row}]}
