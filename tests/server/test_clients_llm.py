@@ -132,7 +132,9 @@ def test_llms_tools_are_taken_with_tool_choice_auto(llm_env):
     weather = 'def get_weather(city: str) -> str:\n    """The weather in a city."""\n    return f"Sunny in {city}"\n'
     answer = run_llm(llm_env, "-m", "labeeb-chat", "--functions", weather, "-o", "max_tokens", "40",
                      "What is the weather in Paris? Use the get_weather tool.")
-    logged = json.loads(run_llm(llm_env, "logs", "-n", "2", "--json"))
+    newest = last_logged(llm_env)
+    logged = [response for response in json.loads(run_llm(llm_env, "logs", "-n", "3", "--json"))
+              if response["conversation_id"] == newest["conversation_id"]]  # this question's chain only
     calls = [call for response in logged for call in response.get("tool_calls") or []]
     for call in calls:
         assert call["name"] == "get_weather" and isinstance(call["arguments"], dict), call
