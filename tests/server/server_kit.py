@@ -20,6 +20,24 @@ REPO = Path(__file__).resolve().parents[2]
 #: The API key of the ``secure`` server fixture.
 KEY = "s3cret-key"
 CHROMIUM = "/usr/bin/chromium"
+
+# What the real-model tests ask for, whichever client asks: a city as a strict JSON schema, and a
+# weather tool whose arguments the grammar holds to its schema.
+CITY = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 40},
+        "country": {"enum": ["France", "Germany", "Italy"]},
+        "population_millions": {"type": "integer", "minimum": 0, "maximum": 99},
+    },
+    "required": ["name", "country", "population_millions"],
+    "additionalProperties": False,
+}
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the weather forecast for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
+                                                    "days": {"type": "integer", "minimum": 1, "maximum": 14}},
+                   "required": ["city", "days"], "additionalProperties": False}}}
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync",

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from server_kit import LabeebServer
+from server_kit import CITY, WEATHER, LabeebServer
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -22,21 +22,6 @@ from audio_kit import decode, spoken_wav  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-CITY = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 40},
-        "country": {"enum": ["France", "Germany", "Italy"]},
-        "population_millions": {"type": "integer", "minimum": 0, "maximum": 99},
-    },
-    "required": ["name", "country", "population_millions"],
-    "additionalProperties": False,
-}
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Get the weather forecast for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
-                                                    "days": {"type": "integer", "minimum": 1, "maximum": 14}},
-                   "required": ["city", "days"], "additionalProperties": False}}}
 SPOKEN = "Please open the window and read the error message on my screen."
 
 

@@ -14,20 +14,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from server_kit import LabeebServer, image_bytes
+from server_kit import CITY, LabeebServer, image_bytes
 
 pytestmark = pytest.mark.slow
-
-CITY = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 40},
-        "country": {"enum": ["France", "Germany", "Italy"]},
-        "population_millions": {"type": "integer", "minimum": 0, "maximum": 99},
-    },
-    "required": ["name", "country", "population_millions"],
-    "additionalProperties": False,
-}
 
 
 @pytest.fixture(scope="module")

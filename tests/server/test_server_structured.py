@@ -13,27 +13,12 @@ import jsonschema
 import openai
 import pytest
 from pydantic import BaseModel, Field
-from server_kit import LabeebServer, assert_error
+from server_kit import CITY, WEATHER, LabeebServer, assert_error
 
 
 pytestmark = pytest.mark.slow
 
-CITY = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 40},
-        "country": {"enum": ["France", "Germany", "Italy"]},
-        "population_millions": {"type": "integer", "minimum": 0, "maximum": 99},
-    },
-    "required": ["name", "country", "population_millions"],
-    "additionalProperties": False,
-}
 CITY_FORMAT = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY, "strict": True}}
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Get the weather forecast for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
-                                                    "days": {"type": "integer", "minimum": 1, "maximum": 14}},
-                   "required": ["city", "days"], "additionalProperties": False}}}
 TIME = {"type": "function", "function": {
     "name": "get_time", "description": "The local time in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}},
