@@ -203,9 +203,9 @@ def smollm2_smolvlm_dir(cache_dir: str | Path | None = None) -> Path:
     the build is redone when the GGUF or this module's format changes. It is built in a
     temporary folder and renamed into place, so an interrupted build is never picked up.
     """
-    from platformdirs import user_cache_path
+    from labeeb.cache_dir import cache_root
 
-    root = Path(cache_dir or os.environ.get("LABEEB_CACHE_DIR") or user_cache_path("labeeb"))
+    root = Path(cache_dir) if cache_dir else cache_root()
     target = root / "smolvlm-256m-smollm2"
     marker = target / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == _provenance(0):

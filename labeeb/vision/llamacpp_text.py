@@ -19,10 +19,11 @@ Needs ``llama-cpp-python`` (built from source by pip: several minutes of compili
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib.util
-import os
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,15 @@ def _quiet(level: int, text: bytes, user_data: Any) -> None:  # llama.cpp's log:
     return None
 
 
+@functools.cache
+def _silence(lib: Any) -> Any:
+    """Send llama.cpp's log to ``_quiet``, once per process. llama.cpp keeps the pointer and
+    logs until the last model is freed, so the callback lives as long as the module."""
+    callback = lib.llama_log_callback(_quiet)
+    lib.llama_log_set(callback, ctypes.c_void_p(0))
+    return callback
+
+
 class LlamaCppText:
     """One llama.cpp context over a GGUF text model holding one sequence: the prompt goes in as
     embeddings (pictures' features among them), each new token as its id. The model file is
@@ -57,32 +67,40 @@ class LlamaCppText:
         import llama_cpp
 
         self.lib = llama_cpp
-        self._log = llama_cpp.llama_log_callback(_quiet)  # kept: llama.cpp calls it later
-        llama_cpp.llama_log_set(self._log, ctypes.c_void_p(0))
+        _silence(llama_cpp)
         llama_cpp.llama_backend_init()
         self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), llama_cpp.llama_model_default_params())
         if not self.model:
             raise RuntimeError(f"llama.cpp could not load {path}")
+        # llama.cpp's own memory (model, context, batches) is freed with this object or by close().
+        self._handles: dict[str, Any] = {"model": self.model, "ctx": None, "batches": []}
+        self._free = weakref.finalize(self, _free, llama_cpp, self._handles)
+        self._free.atexit = False  # at exit llama.cpp may be torn down already; the process frees it all
         self.hidden = llama_cpp.llama_model_n_embd(self.model)
         self.vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
         self.context_length, self.threads = context_length, threads
-        self.ctx = None
         self.size = 0
         self.held: torch.Tensor | None = None  # what the key/value memory holds (prompt codes, tokens)
         self._embeds = llama_cpp.llama_batch_init(BATCH, self.hidden, 1)
         self._token = llama_cpp.llama_batch_init(1, 0, 1)
+        self._handles["batches"] += [self._embeds, self._token]
         self._context(min(FIRST_CONTEXT, context_length))
+
+    @property
+    def ctx(self) -> Any:
+        return self._handles.get("ctx")
 
     def _context(self, size: int) -> None:
         lib = self.lib
         if self.ctx:
             lib.llama_free(self.ctx)
+            self._handles["ctx"] = None
         params = lib.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = size, BATCH, BATCH
         params.n_threads = params.n_threads_batch = self.threads
         # llama.cpp's flash attention ("auto" turns it on) decoded ~40% slower on a 2-core CPU.
         params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        self.ctx = lib.llama_init_from_model(self.model, params)
+        self._handles["ctx"] = lib.llama_init_from_model(self.model, params)
         if not self.ctx:
             raise RuntimeError(f"llama.cpp could not make a context of {size} positions")
         self.size, self.held = size, None
@@ -156,9 +174,18 @@ class LlamaCppText:
         return torch.from_numpy(np.ctypeslib.as_array(pointer, shape=(self.vocab,)).copy())
 
     def close(self) -> None:
-        if self.ctx:
-            self.lib.llama_free(self.ctx)
-            self.ctx = None
+        """Free llama.cpp's memory now (otherwise when this object is collected)."""
+        self._free()
+
+
+def _free(lib: Any, handles: dict[str, Any]) -> None:
+    if handles.get("ctx"):
+        lib.llama_free(handles["ctx"])
+    for batch in handles.get("batches", []):
+        lib.llama_batch_free(batch)
+    if handles.get("model"):
+        lib.llama_model_free(handles["model"])
+    handles.clear()
 
 
 def gguf_path(model_dir: Path, dtype: Any) -> Path:
@@ -170,10 +197,9 @@ def gguf_path(model_dir: Path, dtype: Any) -> Path:
     for weights in sorted(model_dir.glob("*.safetensors")):
         stat = weights.stat()
         digest.update(f"{weights.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    from platformdirs import user_cache_path
+    from labeeb.cache_dir import cache_root
 
-    cache = Path(os.environ.get("LABEEB_CACHE_DIR") or user_cache_path("labeeb")) / "gguf"
-    return cache / f"{model_dir.name}-text-{digest.hexdigest()}.gguf"
+    return cache_root() / "gguf" / f"{model_dir.name}-text-{digest.hexdigest()}.gguf"
 
 
 def take_text_half(model: Any, tokenizer: Any, model_dir: Path, threads: int) -> LlamaCppText:

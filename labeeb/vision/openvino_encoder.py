@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -41,9 +40,9 @@ def available() -> bool:
 
 
 def cache_dir() -> Path:
-    from platformdirs import user_cache_path
+    from labeeb.cache_dir import cache_root
 
-    return Path(os.environ.get("LABEEB_CACHE_DIR") or user_cache_path("labeeb")) / "openvino"
+    return cache_root() / "openvino"
 
 
 def model_key(model: Any) -> str:
