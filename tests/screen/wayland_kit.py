@@ -114,6 +114,9 @@ class Sway:
                 "XDG_SESSION_TYPE": "wayland", "XDG_CURRENT_DESKTOP": "sway",
             }
             wait_for(lambda: self.outputs(), what="sway's output")
+            # swaybg, a client sway starts, paints the background a while after the output
+            # exists; until then the screen is sway's grey (63, 63, 63)
+            wait_for(lambda: self.grab().getpixel((5, 5)) == BACKGROUND, what=f"sway's background ({self._log_tail()})")
             if portal:
                 self._start_portal()
         except BaseException:
