@@ -69,7 +69,7 @@ class FakeVision:
         """Counts the times it was told to drop what it saw (``VisionProcessor.forget``)."""
         self.forgotten += 1
 
-    def look(self, images: list[Image], until: threading.Event) -> int:
+    def look(self, images: list[Image], until: threading.Event, **how: Any) -> int:
         """Records what it was shown ahead of a question (``VisionProcessor.look``)."""
         self.looks.append((list(images), until.is_set()))
         return len(images)

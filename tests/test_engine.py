@@ -114,6 +114,54 @@ def test_looking_ahead_warms_tiles_and_keeps_the_answer_exact(parts):
     assert Engine(model, processor, cache_tiles=False).look([screen()], threading.Event()) == 0
 
 
+def labelled_screen():
+    """A 1280x720 screen whose 12 tiles (3 rows of 4) all differ."""
+    image = Image.new("RGB", (1280, 720), "white")
+    draw = ImageDraw.Draw(image)
+    for row in range(3):
+        for col in range(4):
+            draw.text((col * 320 + 40, row * 240 + 40), f"tile {row}-{col}", fill="black")
+    return image
+
+
+def test_looking_ahead_leaves_what_changes_starts_on_the_active_window_on_one_thread(parts):
+    model, processor = parts
+    request = VisionRequest("What is on my screen?", [labelled_screen()], max_new_tokens=10)
+    expected = reference(model, processor, request)
+    engine = Engine(model, processor)
+    prepared = engine.prepare_images([labelled_screen()])
+    assert prepared.grid == [(3, 4)] and len(set(prepared.tile_keys)) == 13
+    # A clock ticks in the top right corner: its tile and the downscaled whole are left.
+    assert engine.look([labelled_screen()], threading.Event(), avoid=[(0.9, 0.0, 1.0, 0.05)]) == 11
+    assert prepared.tile_keys[3] not in engine._tiles and prepared.tile_keys[12] not in engine._tiles
+    assert ask(engine, processor, request)[0] == expected
+    assert (engine.last.tiles_encoded, engine.last.tiles_reused) == (2, 11)
+
+    # The active window (bottom right) first: a question after two tiles finds them encoded.
+    engine = Engine(model, processor)
+    assert engine.look([labelled_screen()], SetAfter(3), first=(0.55, 0.55, 1.0, 1.0)) == 2
+    assert {i for i, key in enumerate(prepared.tile_keys) if key in engine._tiles} == {6, 7}
+
+    # On one thread, in the looking thread only, once that is as exact as the process's own.
+    engine, counts = Engine(model, processor), []
+    encode = engine._encode_tiles
+    engine._encode_tiles = lambda *a: counts.append(torch.get_num_threads()) or encode(*a)
+    own = torch.get_num_threads()
+    looking = threading.Thread(target=engine.look, args=([labelled_screen()], threading.Event()), kwargs={"threads": 1})
+    looking.start()
+    looking.join()
+    exact = engine._exact_threads[1]
+    assert counts[:2] == [own, 1]  # the check: the tile on the process's count, then on one
+    assert set(counts[2:]) == {1 if exact else own} and len(counts) == 2 + 12
+    assert torch.get_num_threads() == own
+    later: list[int] = []
+    new = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    new.start()
+    new.join()
+    assert later == [own]  # threads started afterwards (the next answer's) keep the default
+    assert ask(engine, processor, request)[0] == expected and engine.last.tiles_encoded == 0
+
+
 def test_caches_off_is_plain_generate(parts):
     model, processor = parts
     engine = Engine(model, processor, cache_images=False, cache_tiles=False, cache_prefix=False)

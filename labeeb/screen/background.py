@@ -12,13 +12,18 @@ without it: this only fills the engine's content-addressed caches
 It stays out of the way:
 
 - *debounced per tile*: a region that keeps changing (a ticking clock, a blinking cursor)
-  never settles, so it never starts a look;
+  never settles, so it never starts a look; when a look starts, the tiles showing a part
+  still changing are left out (and the downscaled whole with them): the question encodes
+  them as they are then;
+- *the active window first*, where the desktop says which it is (X11, sway);
 - *budgeted*: at most ``screen.background_budget`` of one core averaged over a minute, its
-  glances included (CPU time of the process while it works; the foreground is idle then);
+  glances included (CPU time of the process while it works; the foreground is idle then),
+  checked between two tiles;
 - *yields*: a command arriving stops it between two tiles; it waits while other programs
   keep most cores busy (the machine's CPU time less Labeeb's own) and pauses on battery power;
-- *quiet*: its thread runs at the lowest OS priority (nice 19; torch's worker threads keep
-  theirs, which the budget bounds);
+- *quiet*: it runs on one thread at the lowest OS priority (nice 19), torch's work included
+  where one thread computes the same bits as the answer's threads (checked once; otherwise
+  torch's worker threads keep their priority, which the budget bounds);
 - *private*: screenshots go through the same redaction as every capture and stay in memory.
 
 Turn it off with ``screen.background_look = false``. ``labeeb doctor`` and ``labeeb config``
@@ -40,6 +45,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import ScreenConfig
+    from labeeb.vision.prepared import Area
+
+from labeeb.screen.geometry import Rect
 
 log = logging.getLogger("labeeb.screen")
 
@@ -68,8 +76,9 @@ class Budget:
             self.spent.popleft()
         return sum(seconds for _, seconds in self.spent)
 
-    def allows(self, now: float) -> bool:
-        return self.used(now) < self.share * self.window
+    def allows(self, now: float, extra: float = 0.0) -> bool:
+        """Whether it may go on, with ``extra`` CPU seconds spent and not yet added."""
+        return self.used(now) + extra < self.share * self.window
 
 
 def on_battery(root: Path = Path("/sys/class/power_supply")) -> bool:
@@ -121,20 +130,58 @@ def thumbnail(image: Image) -> Any:
     return np.asarray(image.convert("L").resize((THUMB_WIDTH, height)), dtype=np.int16)
 
 
-def changed_tiles(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> set[tuple[int, int]]:
-    """The grid cells where ``after`` differs from ``before`` by more than noise."""
+def changed_parts(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> dict[tuple[int, int], Area]:
+    """The grid cells where ``after`` differs from ``before`` by more than noise, each with the
+    box around its changed pixels (as fractions of the screen); (-1, -1): all of it."""
+    import numpy as np
+
     if before is None or before.shape != after.shape:
-        return {(-1, -1)}  # everything: a first glance, or the screen's size changed
+        return {(-1, -1): (0.0, 0.0, 1.0, 1.0)}  # a first glance, or the screen's size changed
     height, width = after.shape
     step = max(1, width // TILE_FRACTION)
     scale = full_pixels / (width * height)  # screen pixels per thumbnail pixel
     moved = abs(after - before) > threshold
-    cells = set()
+    parts = {}
     for top in range(0, height, step):
         for left in range(0, width, step):
-            if moved[top:top + step, left:left + step].sum() * scale >= min_pixels:
-                cells.add((top // step, left // step))
-    return cells
+            cell = moved[top:top + step, left:left + step]
+            if cell.sum() * scale >= min_pixels:
+                rows, cols = np.flatnonzero(cell.any(axis=1)), np.flatnonzero(cell.any(axis=0))
+                parts[(top // step, left // step)] = ((left + cols[0]) / width, (top + rows[0]) / height,
+                                                      (left + cols[-1] + 1) / width, (top + rows[-1] + 1) / height)
+    return parts
+
+
+def changed_tiles(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> set[tuple[int, int]]:
+    """The grid cells where ``after`` differs from ``before`` by more than noise."""
+    return set(changed_parts(before, after, threshold, min_pixels, full_pixels))
+
+
+def _union(a: Area | None, b: Area) -> Area:
+    return b if a is None else (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def window_area(window: Rect, frame: Rect) -> Area | None:
+    """Where ``window`` is in a capture of ``frame`` (both in screen pixels), as fractions."""
+    part = window.intersect(frame)
+    if part is None:
+        return None
+    return ((part.left - frame.left) / frame.width, (part.top - frame.top) / frame.height,
+            (part.right - frame.left) / frame.width, (part.bottom - frame.top) / frame.height)
+
+
+class _Until:
+    """Set once a command is being answered or this look has used up the CPU budget: the
+    look stops after the tile in hand (``fired`` says it did not finish)."""
+
+    def __init__(self, look: BackgroundLook) -> None:
+        self.look, self.began, self.fired = look, look.cpu(), False
+
+    def is_set(self) -> bool:
+        look = self.look
+        if look.answering.is_set() or not look.budget.allows(look.clock(), look.cpu() - self.began):
+            self.fired = True
+        return self.fired
 
 
 class BackgroundLook:
@@ -143,19 +190,23 @@ class BackgroundLook:
     def __init__(self, vision: Any, config: ScreenConfig, answering: threading.Event,
                  grab: Callable[[], Any] | None = None, clock: Callable[[], float] = time.monotonic,
                  cpu: Callable[[], float] = time.process_time, battery: Callable[[], bool] = on_battery,
-                 busy: Callable[[], bool] | None = None) -> None:
+                 busy: Callable[[], bool] | None = None, active: Callable[[], Rect | None] | None = None) -> None:
         self.vision = vision
         self.config = config
         self.answering = answering  # set while a command is answered: the look stops at once
         self._grab = grab or self._screenshot
         self.clock, self.cpu, self.battery = clock, cpu, battery
         self.busy = busy or OthersBusy()
+        self._active = active or self._active_window  # the active window's place on the screen
+        self._source: Any = None  # the screen, opened on the first glance
+        self.cpu_total = 0.0  # CPU seconds spent since it started, glances included
         self.budget = Budget(config.background_budget)
         self.state = "starting"
         self.tiles = 0  # tiles encoded so far
         self._seen: Any = None  # the thumbnail of the last glance
         self._looked: Any = None  # the thumbnail of what was last encoded
         self._settling: dict[tuple[int, int], float] = {}  # changed cell -> since when it is still
+        self._moving: dict[tuple[int, int], Area] = {}  # changed cell -> where in it, since last looked at
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -177,10 +228,12 @@ class BackgroundLook:
         """What it is doing and what it costs (``labeeb doctor``)."""
         return {"state": self.state, "tiles_encoded": self.tiles,
                 "cpu_seconds_last_minute": round(self.budget.used(self.clock()), 2),
+                "cpu_seconds_total": round(self.cpu_total, 2),
                 "budget_cpu_seconds_per_minute": round(self.budget.share * self.budget.window, 2)}
 
     def _run(self) -> None:
-        try:  # the lowest priority for this thread (Linux: per thread)
+        try:  # the lowest priority for this thread (Linux: per thread); it encodes on one thread
+            # of torch's too (``threads=1`` below), so the other cores stay the user's
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         except (AttributeError, OSError):
             pass
@@ -203,22 +256,27 @@ class BackgroundLook:
         try:
             return self._glance(now)
         finally:
-            self.budget.add(self.clock(), max(0.0, self.cpu() - before))
+            spent = max(0.0, self.cpu() - before)
+            self.cpu_total += spent
+            self.budget.add(self.clock(), spent)
 
     def _glance(self, now: float) -> int:
         shot = self._grab()
         image = shot.image if hasattr(shot, "image") else shot
         seen = thumbnail(image)
         full = image.width * image.height
-        for cell in changed_tiles(self._seen, seen, self.config.change_threshold, self.config.change_min_pixels, full):
+        for cell, part in changed_parts(self._seen, seen, self.config.change_threshold,
+                                        self.config.change_min_pixels, full).items():
             self._settling[cell] = now  # changed again: its stillness starts over
+            self._moving[cell] = _union(self._moving.get(cell), part)
         self._seen = seen
         settled = [cell for cell, since in self._settling.items() if now - since >= self.config.background_settle]
-        if not settled or not changed_tiles(self._looked, seen, self.config.change_threshold,
-                                            self.config.change_min_pixels, full):
+        still = [cell for cell in self._settling if cell not in settled]  # still changing
+        if not settled or (-1, -1) in still or not changed_tiles(self._looked, seen, self.config.change_threshold,
+                                                                  self.config.change_min_pixels, full):
             self.state = "watching"
             return 0
-        return self._look(image, seen, settled)
+        return self._look(shot, seen, settled, still)
 
     def _held(self, now: float) -> str:
         """Why it must not look now ("" when it may)."""
@@ -234,22 +292,45 @@ class BackgroundLook:
             return "paused: CPU budget used up for this minute"
         return ""
 
-    def _look(self, image: Image, seen: Any, settled: list[tuple[int, int]]) -> int:
+    def _look(self, shot: Any, seen: Any, settled: list[tuple[int, int]], still: list[tuple[int, int]]) -> int:
+        """Encode the settled parts (the active window's first); the parts still changing, and
+        the downscaled whole with them, are left for the question."""
         self.state = "looking"
-        tiles = int(self.vision.look([image], self.answering))
+        image = shot.image if hasattr(shot, "image") else shot
+        frame = getattr(shot, "rect", None) or Rect(0, 0, image.width, image.height)
+        try:
+            window = self._active()
+        except Exception as exc:  # which window is active is only a hint
+            log.debug("background look: no active window: %s", exc)
+            window = None
+        until = _Until(self)
+        tiles = int(self.vision.look([image], until, avoid=[self._moving[c] for c in still],
+                                     first=window_area(window, frame) if window else None, threads=1))
         self.tiles += tiles
-        if not self.answering.is_set():  # finished, not interrupted: this is what it has seen
+        if not until.fired:  # finished, not interrupted: this is what it has seen
             self._looked = seen
             for cell in settled:
                 self._settling.pop(cell, None)
+                self._moving.pop(cell, None)
         self.state = "watching"
         return tiles
 
+    def _screen(self) -> Any:
+        if self._source is None:
+            from labeeb.screen import open_screen
+
+            self._source = open_screen(self.config)
+        return self._source
+
     def _screenshot(self) -> Any:
-        from labeeb.screen import Target, open_screen
+        from labeeb.screen import Target
 
         # The same area and redaction a plain screen question captures.
-        return open_screen(self.config).grab(Target.from_options({}, self.config), windows=False)
+        return self._screen().grab(Target.from_options({}, self.config), windows=False)
+
+    def _active_window(self) -> Rect | None:
+        window = self._screen().active_window()
+        return window.rect if window is not None else None
 
 
 def start_for(assistant: Any) -> BackgroundLook | None:

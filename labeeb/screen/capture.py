@@ -111,6 +111,9 @@ class ScreenSource(Protocol):
     def windows(self) -> list[Window]:
         """Visible windows (not the private ones), bottom to top; [] when unknown."""
 
+    def active_window(self) -> Window | None:
+        """The active window (not a private one); None when unknown."""
+
 
 class BaseScreen:
     """Turns a target into pixels: resolve where, capture, black out, mark."""
@@ -165,6 +168,17 @@ class BaseScreen:
         except X11Unavailable:
             return []
         return [w for w in found if not is_private_title(w.title, self.config)]
+
+    def active_window(self) -> Window | None:
+        """The window the desktop calls active, or None when it cannot tell or it is private."""
+        from labeeb.screen.redact import is_private_title
+        from labeeb.screen.x11 import X11Unavailable
+
+        try:
+            window = self._x11().active_window()
+        except X11Unavailable:
+            return None
+        return None if is_private_title(window.title, self.config) else window
 
     def _resolve(self, target: Target) -> tuple[Rect, str, list[str], tuple[int, int] | None]:
         from labeeb.screen.x11 import X11Unavailable

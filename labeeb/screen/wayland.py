@@ -203,6 +203,15 @@ class WaylandScreen(BaseScreen):
             return []
         return super().windows()
 
+    def active_window(self) -> Window | None:
+        from labeeb.screen.x11 import X11Unavailable
+
+        try:
+            self._finder(say=False)  # (not said here: the background look asks every glance)
+        except X11Unavailable:
+            return None
+        return super().active_window()
+
 
 class GrimScreen(WaylandScreen):
     """A wlroots compositor's screen, through grim (wlr-screencopy)."""

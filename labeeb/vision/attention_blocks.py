@@ -58,3 +58,10 @@ def settled_block(heads: int, kv_heads: int, head_dim: int, dtype: Any, device: 
     except (RuntimeError, TypeError, ValueError):  # an old torch (no enable_gqa) or an odd device
         return 0
     return BLOCK
+
+
+def exact_block(text_config: Any, dtype: Any, device: str) -> int:
+    """The attention block a prompt's key/value cache is reused in, exactly (0: never)."""
+    heads = text_config.num_attention_heads
+    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // heads
+    return settled_block(heads, text_config.num_key_value_heads or heads, head_dim, dtype, device)

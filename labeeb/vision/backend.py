@@ -1,7 +1,8 @@
 """The small protocol every vision backend follows, and what flows through it.
 
-A backend may also have ``look(images, until) -> int``: encode pictures ahead of a question
-about them (until ``until`` is set), warming only caches. The in-process transformers backend
+A backend may also have ``look(images, until, **how) -> int``: encode pictures ahead of a
+question about them (until ``until`` is set), warming only caches (``how``: ``avoid``,
+``first``, ``threads``, as :meth:`labeeb.vision.engine.Engine.look`; it may take none). The in-process transformers backend
 has it; remote backends do not, so nothing is sent anywhere before a question is asked.
 """
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from labeeb.lru import LRU
-from labeeb.vision.attention_blocks import settled_block
+from labeeb.vision.attention_blocks import exact_block
 from labeeb.vision.backend import answer_room
 from labeeb.vision.prefix_cache import PrefixCache
-from labeeb.vision.prepared import EngineStats, PreparedImages, image_key, tensor_key
+from labeeb.vision.prepared import Area, EngineStats, PreparedImages, image_key, look_order, tensor_key
+from labeeb.vision.threads import same_on, threads_here
 from labeeb.vision.sampling import Chooser, pick
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,13 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
 PREFILL_BLOCKS = 4
 
 __all__ = ["Engine", "EngineStats", "PreparedImages", "image_key", "tensor_key"]
-
-
-def exact_block(text_config: Any, dtype: Any, device: str) -> int:
-    """The attention block a prompt's key/value cache is reused in, exactly (0: never)."""
-    heads = text_config.num_attention_heads
-    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // heads
-    return settled_block(heads, text_config.num_key_value_heads or heads, head_dim, dtype, device)
 
 
 class Engine:
@@ -80,6 +74,7 @@ class Engine:
         self.encode_batch = encode_batch
         self.encoder = encoder  # e.g. labeeb.vision.openvino_encoder.OpenVinoEncoder; None = the model's own
         self._tiles: LRU = LRU(tile_cache_size)
+        self._exact_threads: dict[int, bool] = {}  # thread count -> features exact on it (look)
         # Key/value positions are reused in whole attention blocks only (0: never), which
         # keeps reuse exact; checked once on this machine.
         self.block = exact_block(model.config.get_text_config(), self.dtype, device) if cache_prefix else 0
@@ -150,6 +145,7 @@ class Engine:
             key=key,
             tile_keys=[tensor_key(pixel_values[0, i]) if self.cache_tiles else None for i in real],
             real=real,
+            grid=[(int(r), int(c)) for r, c in zip(*(processed.get(k, [[]])[0] for k in ("rows", "cols")))],
         )
         if self.cache_images:
             self._images.put(key, prepared)
@@ -214,14 +210,16 @@ class Engine:
                 self._tiles.put(key, encoded[position])
         return features
 
-    def look(self, images: list[Image], until: threading.Event) -> int:
-        """Encode ``images``' tiles ahead of a question about them, one tile at a time, until
-        all are cached or ``until`` is set (then after the tile in hand). Returns how many
-        tiles it encoded.
+    def look(self, images: list[Image], until: threading.Event, avoid: Sequence[Area] = (),
+             first: Area | None = None, threads: int | None = None) -> int:
+        """Encode ``images``' tiles ahead of a question, one at a time, until all are cached or
+        ``until`` is set (then after the tile in hand); returns how many it encoded. Only the
+        image and tile caches are warmed: a later question gets exactly the answer it would
+        have got without this, and waits for at most the tile in hand.
 
-        Only the image and tile caches are warmed, so a later question gets exactly the
-        answer it would have got without this; a question arriving meanwhile waits for at
-        most the one tile being encoded, then encodes whatever is still missing itself.
+        ``avoid``: parts of the (one) picture still changing, whose tiles (and the downscaled
+        whole) are left for the question; ``first``: the part to encode first (the active
+        window); ``threads``: torch's threads for this thread, if as exact (checked once).
         """
         import torch
 
@@ -230,15 +228,31 @@ class Engine:
         with self._lock, torch.inference_mode():
             cached = self._images.get_fresh(image_key(images)) if self.cache_images else None
             prepared = cached or self.prepare_images(images)  # (not counted as the last answer's reuse)
-        encoded = 0
-        for i, key in zip(prepared.real, prepared.tile_keys):
-            if until.is_set():
-                break
-            with self._lock, torch.inference_mode():
-                if key not in self._tiles:
-                    self._encode_tiles(prepared, [i])
+        todo = look_order(prepared, avoid if len(images) == 1 else (), first)
+        encoded, previous = 0, None
+        try:
+            for i, key in todo:
+                if until.is_set():
+                    break
+                with self._lock, torch.inference_mode():
+                    if key in self._tiles:
+                        continue
+                    if threads and previous is None and self._exact_on(threads, prepared, i):
+                        previous = threads_here(threads)
+                    if key not in self._tiles:  # (deciding may have encoded it)
+                        self._encode_tiles(prepared, [i])
                     encoded += 1
+        finally:
+            if previous is not None:
+                threads_here(previous)
         return encoded
+
+    def _exact_on(self, threads: int, prepared: PreparedImages, i: int) -> bool:
+        """Whether torch encodes on ``threads`` threads bit for bit as on the process's own
+        count (the question's), decided once on tile ``i``; never for another (OpenVINO) encoder."""
+        if self.encoder is None and threads not in self._exact_threads:
+            self._exact_threads[threads] = same_on(threads, lambda: self._encode_tiles(prepared, [i])[i])
+        return self.encoder is None and self._exact_threads[threads]
 
     # -- prefill with a reused key/value prefix ----------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -35,6 +35,27 @@ class PreparedImages:
     key: str
     tile_keys: list[str | None]  # content hash of each real (non-padding) tile, in order
     real: list[int]  # indices of the real tiles
+    grid: list[tuple[int, int]] = field(default_factory=list)  # (rows, cols) per image; (0, 0): one tile
+
+
+#: A part of a picture: (left, top, right, bottom) as fractions of its width and height.
+Area = tuple[float, float, float, float]
+
+
+def tile_areas(grid: list[tuple[int, int]]) -> list[tuple[int, Area]]:
+    """Per tile, in the order the pictures' tiles are prepared: the picture it shows and the
+    part of it. A split picture is stretched onto rows x cols tiles, then downscaled whole
+    into one more; an unsplit one is one tile of all of it."""
+    areas: list[tuple[int, Area]] = []
+    for n, (rows, cols) in enumerate(grid):
+        areas += [(n, (c / cols, r / rows, (c + 1) / cols, (r + 1) / rows)) for r in range(rows) for c in range(cols)]
+        areas.append((n, (0.0, 0.0, 1.0, 1.0)))
+    return areas
+
+
+def overlaps(a: Area, b: Area, margin: float = 0.0) -> bool:
+    """Whether two areas meet (``a`` widened by ``margin`` on each side)."""
+    return a[0] - margin < b[2] and b[0] < a[2] + margin and a[1] - margin < b[3] and b[1] < a[3] + margin
 
 
 @dataclass
@@ -45,3 +66,17 @@ class EngineStats:
     prefilled: int = 0
     images_reused: bool = False
     generated: list[int] = field(default_factory=list)  # the answer's token ids
+
+
+def look_order(prepared: PreparedImages, avoid: Sequence[Area], first: Area | None) -> list[tuple[int, str | None]]:
+    """The real tiles to look at ahead of a question, as (index, key): those showing ``first``
+    first, none showing ``avoid``. All of them, in order, without the pictures' geometry."""
+    tiles = list(zip(prepared.real, prepared.tile_keys))
+    areas = tile_areas(prepared.grid)
+    if len(areas) != prepared.pixel_values.shape[1]:
+        return tiles
+    # A resampling filter reaches a few pixels past a tile's edge: a margin of 1%.
+    tiles = [(i, k) for i, k in tiles if not any(overlaps(areas[i][1], a, 0.01) for a in avoid)]
+    if first is not None:
+        tiles.sort(key=lambda tile: not overlaps(areas[tile[0]][1], first))
+    return tiles

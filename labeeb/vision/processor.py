@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from labeeb.answer_cache import AnswerCache
 from labeeb.messages import Timings, Usage
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import VisionConfig
+    from labeeb.vision.prepared import Area
     from labeeb.messages import Tools
 
 
@@ -228,9 +230,12 @@ class VisionProcessor:
         """Whether :meth:`look` would do anything: the backend is loaded and can look ahead."""
         return getattr(self._backend, "look", None) is not None
 
-    def look(self, images: list[Image] | tuple[Image, ...], until: threading.Event) -> int:
+    def look(self, images: list[Image] | tuple[Image, ...], until: threading.Event, *,
+             avoid: Sequence[Area] = (), first: Area | None = None, threads: int | None = None) -> int:
         """Start on ``images`` before the question about them is known (the user is still
         speaking): their tiles are encoded into the backend's cache until ``until`` is set.
+        ``avoid``, ``first`` (parts of one picture, as fractions) and ``threads``: see
+        :meth:`labeeb.vision.engine.Engine.look`.
 
         Answers stay exactly what they would be without it. Does nothing (returns 0) while
         the model is not loaded (looking never loads it) or when the backend cannot look
@@ -238,7 +243,14 @@ class VisionProcessor:
         """
         if not self.can_look or until.is_set():
             return 0
-        return int(self._backend.look([preprocess(image, self.config.preprocess) for image in images], until))  # type: ignore[union-attr]
+        if self.config.preprocess.smart_crop:  # cropping moves the parts: look at all of it
+            avoid, first = (), None
+        look = self._backend.look  # type: ignore[union-attr]
+        how = {k: v for k, v in (("avoid", tuple(avoid)), ("first", first), ("threads", threads)) if v}
+        takes = inspect.signature(look).parameters  # a plugin's backend may take none of them
+        if not any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+            how = {k: v for k, v in how.items() if k in takes}
+        return int(look([preprocess(image, self.config.preprocess) for image in images], until, **how))
 
 
 def _valid_text(text: str) -> str:

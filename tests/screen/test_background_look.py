@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from labeeb.config import ScreenConfig, VisionConfig
 from labeeb.screen.background import BackgroundLook, Budget, changed_tiles, on_battery, thumbnail
@@ -27,20 +27,22 @@ class Looker:
 
     def __init__(self, cost: float = 0.5) -> None:
         self.looked: list[Image.Image] = []
+        self.how: list[dict] = []
         self.cost = cost
         self.cpu = 0.0
 
-    def look(self, images, until):
+    def look(self, images, until, **how):
         self.looked.append(images[0])
+        self.how.append(how)
         self.cpu += self.cost
         return 3
 
 
-def desktop(clock_text: str = "12:00:00", cursor: bool = False, window: bool = False) -> Image.Image:
+def desktop(clock_text: str = "12:00:00", cursor: bool = False, window: bool = False, size: int = 10) -> Image.Image:
     image = Image.new("RGB", (1920, 1080), (40, 60, 90))
     draw = ImageDraw.Draw(image)
     draw.rectangle((1700, 0, 1920, 40), fill="black")
-    draw.text((1720, 10), clock_text, fill="white")  # a ticking clock
+    draw.text((1720, 5), clock_text, fill="white", font=ImageFont.load_default(size))  # a ticking clock
     if cursor:
         draw.rectangle((300, 500, 301, 519), fill="white")  # a blinking text cursor
     if window:
@@ -49,12 +51,12 @@ def desktop(clock_text: str = "12:00:00", cursor: bool = False, window: bool = F
     return image
 
 
-def make(frames, clock, looker=None, **config):
+def make(frames, clock, looker=None, active=None, **config):
     looker = looker or Looker()
     frames = iter(frames)
     look = BackgroundLook(looker, ScreenConfig(**{"background_settle": 2.0, **config}), threading.Event(),
                           grab=lambda: next(frames), clock=clock, cpu=lambda: looker.cpu,
-                          battery=lambda: False, busy=lambda: False)
+                          battery=lambda: False, busy=lambda: False, active=active or (lambda: None))
     return look, looker
 
 
@@ -84,6 +86,50 @@ def test_a_change_that_stays_still_is_looked_at_once_after_it_settles():
     run(look, clock, 23)
     assert len(looker.looked) == 2 and looker.looked[-1].getpixel((600, 500)) == (255, 255, 255)
     assert look.status()["tiles_encoded"] == 6
+    assert look.status()["cpu_seconds_total"] == 1.0  # two looks of 0.5 CPU-seconds
+
+
+def test_what_still_changes_is_left_for_the_question_and_the_active_window_goes_first():
+    """A window opens while the clock ticks: the look skips only the clock's corner (its tiles
+    and the downscaled whole are encoded by the question), and starts on the active window."""
+    from labeeb.screen.geometry import Rect
+
+    clock = Clock()
+    frames = ([desktop(f"12:00:{s:02d}", size=30) for s in range(5)]
+              + [desktop(f"12:00:{s:02d}", window=True, size=30) for s in range(5, 30)])
+    look, looker = make(frames, clock, active=lambda: Rect(200, 200, 1000, 600))
+    run(look, clock, 30)
+    assert len(looker.looked) == 2
+    (left, top, right, bottom), = looker.how[-1]["avoid"]  # the clock's digits, nothing more
+    assert 1700 <= left * 1920 and right * 1920 <= 1920 and bottom * 1080 <= 40
+    first = looker.how[-1]["first"]
+    assert first == pytest.approx((200 / 1920, 200 / 1080, 1200 / 1920, 800 / 1080))
+    assert looker.how[-1]["threads"] == 1
+
+
+def test_the_budget_stops_a_look_between_two_tiles():
+    """A look that would take 40 CPU-seconds stops once the minute's 15 are spent, and is not
+    taken as done: the next minute goes on with it."""
+
+    class Slow(Looker):
+        def look(self, images, until, **how):
+            self.looked.append(images[0])
+            tiles = 0
+            while tiles < 10 and not until.is_set():
+                self.cpu += 4.0
+                tiles += 1
+            return tiles
+
+    clock = Clock()
+    frames = [desktop()] * 5 + [desktop(window=True)] * 200
+    look, looker = make(frames, clock, Slow(), background_settle=1.0)
+    run(look, clock, 7)
+    assert look.tiles == 4  # the first look stopped once 15 CPU-seconds were spent (16 with the tile in hand) ...
+    assert look._settling and look.state.startswith("paused: CPU budget")  # ... and is still to be finished
+    for _ in range(120):
+        run(look, clock, 1)
+        assert look.budget.used(clock.now) <= 15 + 4.0
+    assert look.tiles > 4
 
 
 @pytest.mark.parametrize("held", ["answering", "battery", "busy", "no model"])

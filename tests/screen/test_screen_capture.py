@@ -99,8 +99,17 @@ def test_active_window_from_the_keyboard_focus_without_a_window_manager(xserver)
     assert shot.rect == dialog.rect and "Question" in shot.label
 
 
+def test_the_background_look_is_told_the_active_window_unless_it_is_private(xserver):
+    xserver.show("Other window", 600, 400, title="Other")
+    dialog = xserver.show("Error: disk full", 100, 100, title="Error")
+    xserver.activate(dialog)
+    assert MssScreen().active_window().rect == dialog.rect
+    assert MssScreen(ScreenConfig(exclude_windows=["error"])).active_window() is None
+
+
 def test_no_active_window_says_so_and_looks_at_the_whole_screen(xserver):
     xserver.show("Nobody has focus", 100, 100, title="Idle")
+    assert MssScreen().active_window() is None
     shot = MssScreen().grab(Target("window"))
     assert shot.rect == Rect(0, 0, 1280, 800) and shot.label == "the whole screen"
     assert shot.notes and shot.notes[0].startswith("I could not find the active window (cannot tell which window is active")

@@ -124,6 +124,7 @@ def test_windows_from_sway_ipc(sway):
     assert "right-window-text" in ocr_text(active.image)
     left = source.grab(Target("window", window="left"))
     assert left.label == "the window “Notes”" and "left-window-text" in ocr_text(left.image)
+    assert source.active_window().rect == places["Terminal"]  # what the background look starts on
     pointer = source.grab(Target("cursor"))
     assert pointer.label == "the whole screen" and "sway does not tell apps where the pointer is" in pointer.notes[0]
     # privacy: a window named in exclude_windows is black, wherever sway put it
@@ -154,7 +155,7 @@ def test_a_desktop_without_a_window_list_says_so_once(sway_portal, monkeypatch, 
     monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
     source = open_screen(ScreenConfig())
     assert isinstance(source, PortalScreen)
-    assert source.windows() == []
+    assert source.windows() == [] and source.active_window() is None
     first = source.grab(Target("window"))
     second = source.grab(Target("window", window="left"))
     assert first.label == "the whole screen" and first.rect == Rect(0, 0, 1280, 800)

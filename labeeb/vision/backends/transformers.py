@@ -231,9 +231,10 @@ class TransformersBackend:
         if self.engine is not None:
             self.engine.forget()
 
-    def look(self, images: list[Image], until: threading.Event) -> int:
-        """Encode ``images`` ahead of a question (``Engine.look``); 0 without the fast engine."""
-        return self.engine.look(images, until) if self.engine is not None else 0
+    def look(self, images: list[Image], until: threading.Event, **how: Any) -> int:
+        """Encode ``images`` ahead of a question (``Engine.look``: ``avoid``, ``first``,
+        ``threads``); 0 without the fast engine."""
+        return self.engine.look(images, until, **how) if self.engine is not None else 0
 
     def stream(self, request: VisionRequest, stats: GenerationStats) -> Iterator[str]:
         if self.engine is None:
