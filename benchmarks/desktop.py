@@ -4,10 +4,21 @@ ticking clock, typing with a blinking cursor, a scrolling page, windows switchin
 by the sequential reference and by Labeeb with its background look, one after the other,
 the same desktop script and the same question times for both.
 
+Questions alternate: the first, third, fifth... are typed, the others spoken. A spoken
+question is benchmarks.scenes.SPOKEN_QUESTION in espeak-ng's voice (about 2.9 s), starting
+at its scheduled moment and fed in real time through Labeeb's endpoint detector
+(benchmarks.worker.Voice). The reference does nothing while it is spoken; from the end of
+the utterance it transcribes, captures the screen, generates the whole answer, then
+synthesises it. Labeeb does what ``labeeb listen`` does: when speech starts it looks at the
+screen (the screen plugin's ``command_coming`` hook) until the utterance ends, then
+transcribes, captures the screen afresh and streams the answer into its speaker, which
+starts on the first fragment.
+
 Reported, Labeeb against the reference: median and p90 time to the first token of a typed
-"What is on my screen?" (capture included), the background look's CPU cost (CPU-seconds per
-minute of session), and how much it slows a CPU-bound program running beside it (its work
-per second with the look on, against the same minute with it off). The model is
+"What is on my screen?" (capture included) and to the first audio of a spoken one (from the
+end of the utterance), the background look's CPU cost (CPU-seconds per minute it ran, and
+that as a share of one core), and how much it slows a CPU-bound program running beside
+it (its work per second with the look on, against the same minute with it off). The model is
 SmolVLM-256M's architecture with random weights (see benchmarks/__main__.py).
 """
 
@@ -46,46 +57,116 @@ def _busy_work(seconds: float) -> float:
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
+def _typed(asker, grab, target, answering: threading.Event) -> float:
+    """A typed question: seconds to its answer's first token, the capture included."""
+    answering.set()
+    begun = time.perf_counter()
+    shot = grab.grab(target)
+    capture = time.perf_counter() - begun
+    ttft, _, _ = asker.ask([shot.image], QUESTION)
+    answering.clear()
+    return capture + ttft
+
+
+def _spoken_reference(asker, voice, grab, target) -> float:
+    """A spoken question, the reference's way: nothing while it is spoken; then transcribe,
+    capture, the whole answer, its whole synthesis. Seconds from the end of the utterance to
+    the first audio (when the synthesis is done)."""
+    utterance = voice.listen(lambda: None)  # the same endpointing as Labeeb's arm
+    start = time.perf_counter()
+    question = voice.transcribe(utterance.samples)
+    shot = grab.grab(target)
+    _, _, ids = asker.ask([shot.image], question)
+    voice.synthesizer.synthesize(asker.processor.tokenizer.decode(ids, skip_special_tokens=True))
+    return time.perf_counter() - start
+
+
+def _spoken_labeeb(asker, voice, grab, target, screen, answering: threading.Event) -> tuple[float, int]:
+    """A spoken question, as ``labeeb listen`` answers it: (seconds from the end of the
+    utterance to the first audio, tiles looked at while it was spoken)."""
+    from labeeb.screen import Target, open_screen
+    from labeeb.voice.speaker import Speaker
+
+    from benchmarks.worker import _Discard
+
+    arrived, looked, threads = threading.Event(), [], []
+
+    def look() -> None:  # as plugins/screen.py's _look (the command_coming hook)
+        shot = open_screen(screen).grab(Target.from_options({}, screen), windows=True)
+        looked.append(asker.vision.look([shot.image], arrived))
+
+    def speech_started() -> None:
+        threads.append(threading.Thread(target=look, daemon=True))
+        threads[-1].start()
+
+    utterance = voice.listen(speech_started)
+    arrived.set()
+    answering.set()  # the background look yields to a command being answered
+    start = time.perf_counter()
+    question = voice.transcribe(utterance.samples)
+    shot = grab.grab(target)
+    speaker = Speaker(voice.synthesizer, _Discard(), first_words=voice.tts.first_fragment_words)
+    for chunk in asker.vision.stream(question, [shot.image], min_new_tokens=asker.tokens):
+        speaker.feed(chunk)
+    speaker.finish()
+    speaker.close()  # waits until the whole answer was synthesised and "played"
+    answering.clear()
+    for thread in threads:  # long done (it stops after the tile in hand): only to count its tiles
+        thread.join()
+    if speaker.first_audio_at is None:
+        raise RuntimeError("Labeeb's spoken answer had nothing to say")
+    return speaker.first_audio_at - start, sum(looked)
+
+
 def session(variant: str, model_dir: str, minutes: float, times: list[float], seed: int, tokens: int) -> dict:
-    """One arm, in this process, on the display in DISPLAY."""
+    """One arm, in this process, on the display in DISPLAY: the first, third, fifth...
+    question typed, the others spoken."""
     from labeeb.config import ScreenConfig
     from labeeb.screen import Target, open_screen
 
     sys.path.insert(0, str(HERE.parent))
     from benchmarks import scenes
-    from benchmarks.worker import Labeeb, Reference
+    from benchmarks.worker import Labeeb, Reference, Voice
 
-    asker = (Reference if variant == "reference" else Labeeb)(model_dir, tokens)
+    labeeb = variant == "labeeb"
+    asker = (Labeeb if labeeb else Reference)(model_dir, tokens)
     # One untimed warm-up on another picture: first-call costs are not the session's.
     asker.ask([scenes.screenshot(seed=10_000)], "Warm up.")
     asker.forget()
+    voice = Voice(labeeb=labeeb)  # loaded and warmed, untimed: a running assistant has it loaded
     screen = ScreenConfig()
-    grab = open_screen(screen)
+    grab, target = open_screen(screen), Target.from_options({}, screen)
     look, answering = None, threading.Event()
-    app = subprocess.Popen([sys.executable, str(HERE / "desktop_app.py"), str(minutes * 60 + 150), str(seed)])
+    lasts = max(minutes * 60, times[-1] if times else 0) + 150
+    app = subprocess.Popen([sys.executable, str(HERE / "desktop_app.py"), str(lasts), str(seed)])
     time.sleep(3)
-    result: dict = {"variant": variant, "ttft": []}
+    result: dict = {"variant": variant, "ttft": [], "first_audio": []}
     try:
-        if variant == "labeeb":
+        if labeeb:
             from labeeb.screen.background import BackgroundLook
 
             result["foreground_alone"] = _busy_work(30)  # the same desktop, no background look
             look = BackgroundLook(asker.vision, screen, answering).start()
+            looking_since = time.monotonic()
             result["foreground_with_look"] = _busy_work(30)
+            result["looked_tiles"] = []
         started = time.monotonic()
-        for at in times:
-            time.sleep(max(0.0, started + at - time.monotonic()))
-            answering.set()
-            begun = time.perf_counter()
-            shot = grab.grab(Target.from_options({}, screen))
-            capture = time.perf_counter() - begun
-            ttft, _, _ = asker.ask([shot.image], QUESTION)
-            result["ttft"].append(capture + ttft)
-            answering.clear()
+        for i, at in enumerate(times):
+            time.sleep(max(0.0, started + at - time.monotonic()))  # typed now, or starts to be spoken
+            if i % 2 == 0:
+                result["ttft"].append(_typed(asker, grab, target, answering))
+            elif labeeb:
+                first_audio, tiles = _spoken_labeeb(asker, voice, grab, target, screen, answering)
+                result["first_audio"].append(first_audio)
+                result["looked_tiles"].append(tiles)
+            else:
+                result["first_audio"].append(_spoken_reference(asker, voice, grab, target))
         elapsed = time.monotonic() - started
-        if look is not None:
-            result["look"] = {**look.status(), "session_minutes": elapsed / 60,
-                              "cpu_seconds_per_minute": sum(s for _, s in look.budget.spent) / max(1.0, elapsed / 60)}
+        if look is not None:  # its CPU over all the time it ran, the 30 s beside the busy program included
+            status = look.status()
+            per_minute = status["cpu_seconds_total"] / ((time.monotonic() - looking_since) / 60)
+            result["look"] = {**status, "session_minutes": elapsed / 60,
+                              "cpu_seconds_per_minute": per_minute, "share_of_one_core": per_minute / 60}
     finally:
         if look is not None:
             look.stop()
@@ -96,7 +177,8 @@ def session(variant: str, model_dir: str, minutes: float, times: list[float], se
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.desktop", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=4.0, help="length of each arm's session")
-    parser.add_argument("--questions", type=int, default=6)
+    parser.add_argument("--questions", type=int, default=8,
+                        help="how many, alternately typed and spoken (default 8: 4 of each)")
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--model", help="model directory (default: the random-weights SmolVLM-256M)")
@@ -135,18 +217,28 @@ def _p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
+def rows(arms: dict) -> list[tuple[str, float, float]]:
+    """(what, reference, labeeb): median and p90 of each kind of question asked."""
+    found = []
+    for key, what in (("ttft", "ttft, typed"), ("first_audio", "first audio, spoken")):
+        ref, lab = arms["reference"].get(key, []), arms["labeeb"].get(key, [])
+        if ref and lab:
+            found += [(f"median {what} (s)", statistics.median(ref), statistics.median(lab)),
+                      (f"p90 {what} (s)", _p90(ref), _p90(lab))]
+    return found
+
+
 def report(arms: dict, load: tuple[float, float, float]) -> None:
-    ref, lab = arms["reference"]["ttft"], arms["labeeb"]["ttft"]
-    rows = [("median ttft, typed (s)", statistics.median(ref), statistics.median(lab)),
-            ("p90 ttft, typed (s)", _p90(ref), _p90(lab))]
-    print(f"{'':28} {'reference':>10} {'labeeb':>10} {'ratio':>7}")
-    for name, r, v in rows:
-        print(f"{name:28} {r:10.2f} {v:10.2f} {v / r:7.2f}x")
+    print(f"{'':32} {'reference':>10} {'labeeb':>10} {'ratio':>7}")
+    for name, r, v in rows(arms):
+        print(f"{name:32} {r:10.2f} {v:10.2f} {v / r:7.2f}x")
     look = arms["labeeb"].get("look", {})
+    per_minute = look.get("cpu_seconds_per_minute", 0)
     alone, beside = arms["labeeb"]["foreground_alone"], arms["labeeb"]["foreground_with_look"]
-    print(f"background look: {look.get('cpu_seconds_per_minute', 0):.2f} CPU-s per minute "
-          f"({look.get('tiles_encoded', 0)} tiles encoded); a CPU-bound program beside it did "
+    print(f"background look: {per_minute:.2f} CPU-s per minute ({per_minute / 60:.1%} of one core; "
+          f"{look.get('tiles_encoded', 0)} tiles encoded); a CPU-bound program beside it did "
           f"{beside / alone:.3f}x its work alone; its last state: {look.get('state', '?')}")
+    print(f"tiles looked at while each spoken question was spoken: {arms['labeeb'].get('looked_tiles', [])}")
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     out = HERE / "results" / "desktop.json"
     out.parent.mkdir(exist_ok=True)

@@ -112,21 +112,6 @@ def _watch_keys(on_enter: Callable[[], None]) -> None:
         threading.Thread(target=read, name="labeeb-keys", daemon=True).start()
 
 
-def _preload_vision(assistant: Any) -> None:
-    """Load the local vision model in the background: Labeeb looks at the screen while you
-    speak (``screen.look_while_listening``) only with a loaded model, and the first screen
-    question should not wait for the load either. A model that cannot load (not downloaded,
-    offline) says so when a question needs it."""
-
-    def load() -> None:
-        try:
-            assistant.vision.backend()
-        except Exception as exc:
-            log.info("the vision model is not loaded yet: %s", exc)
-
-    threading.Thread(target=load, name="labeeb-vision-preload", daemon=True).start()
-
-
 def _listening(loop: VoiceLoop, settings: Settings, device: str | None, push_to_talk: bool, printer: _Printer) -> int:
     """Listen to the microphone, with the background look keeping the screen seen."""
     from labeeb.screen.background import start_for
@@ -151,7 +136,7 @@ def _microphone(loop: VoiceLoop, settings: Settings, device: str | None, push_to
         if settings.screen.look_while_listening and settings.vision.backend == "transformers":
             click.echo("Loading the vision model in the background (it looks at the screen while you speak)...",
                        err=True)
-            _preload_vision(loop.assistant)
+            loop.assistant.vision.load_in_background()
         configured = listen.input_device if listen.input_device != "" else None  # 0 is a device
         source = MicrophoneSource(device if device is not None else configured)
     except (AudioError, VoiceError) as exc:

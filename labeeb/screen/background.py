@@ -335,7 +335,8 @@ class BackgroundLook:
 
 def start_for(assistant: Any) -> BackgroundLook | None:
     """Start the background look for ``assistant`` when ``screen.background_look`` is on and
-    this session has a screen to look at; None otherwise (the reason is logged)."""
+    this session has a screen to look at, and load the vision model in the background for it;
+    None otherwise (the reason is logged)."""
     from labeeb.screen import ScreenUnavailableError, check_session
 
     config = assistant.settings.screen
@@ -346,4 +347,5 @@ def start_for(assistant: Any) -> BackgroundLook | None:
     except ScreenUnavailableError as exc:
         log.debug("no background look: %s", exc)
         return None
+    assistant.vision.load_in_background()  # it looks only with a loaded model, never loads it
     return BackgroundLook(assistant.vision, config, assistant.answering).start()

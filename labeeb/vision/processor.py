@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.config import VisionConfig
-    from labeeb.vision.prepared import Area
     from labeeb.messages import Tools
+    from labeeb.vision.prepared import Area
+
+log = logging.getLogger("labeeb.vision")
 
 
 @dataclass
@@ -144,6 +147,19 @@ class VisionProcessor:
         if self._error is not None:
             return f"failed: {self._error}"
         return "not loaded"
+
+    def load_in_background(self) -> None:
+        """Load the backend on a thread of its own, so that looking ahead (which never loads
+        it) can start and the first question need not wait. One that cannot load (not
+        downloaded, offline) says so when a question needs it."""
+        def load() -> None:
+            try:
+                self.backend()
+            except Exception as exc:
+                log.info("the vision model is not loaded yet: %s", exc)
+
+        if self._backend is None:
+            threading.Thread(target=load, name="labeeb-vision-preload", daemon=True).start()
 
     def backend(self) -> VisionBackend:
         if self._backend is not None:

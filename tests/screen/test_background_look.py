@@ -240,3 +240,29 @@ def test_only_other_programs_make_the_machine_busy(tmp_path):
     machine(10 * cores * 1.8)  # another 90%, none of it ours
     assert busy() is True
     assert OthersBusy(stat=tmp_path / "missing")() is False
+
+
+def test_starting_it_loads_the_model_so_the_first_question_finds_the_screen_seen(xserver):
+    """``labeeb chat``, ``listen`` and ``serve`` start it with ``start_for``: the model loads in
+    the background (a look never loads it), then the screen is looked at with no question."""
+    import time
+
+    from labeeb.config import Settings
+    from labeeb.screen.background import start_for
+    from labeeb.testing import FakeVision, make_assistant
+
+    xserver.show("Build failed: 3 errors", 100, 100, "Terminal")
+    settings = Settings()
+    settings.screen.background_settle, settings.screen.background_interval = 0.0, 0.1
+    fake = FakeVision()
+    assistant = make_assistant(vision=fake, settings=settings)
+    look = start_for(assistant)
+    try:
+        deadline = time.monotonic() + 20
+        while not fake.looks and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fake.loads == 1 and fake.looks and fake.looks[0][0][0].size == (1280, 800)
+    finally:
+        look.stop()
+    settings.screen.background_look = False
+    assert start_for(make_assistant(vision=FakeVision(), settings=settings)) is None
