@@ -161,6 +161,10 @@ def session(variant: str, model_dir: str, minutes: float, times: list[float], se
                 result["looked_tiles"].append(tiles)
             else:
                 result["first_audio"].append(_spoken_reference(asker, voice, grab, target))
+            if labeeb:  # what the question still had to do itself
+                last = asker.backend.engine.last
+                result.setdefault("encoded_by_question", []).append(last.tiles_encoded)
+                result.setdefault("prefilled_by_question", []).append(last.prefilled)
         elapsed = time.monotonic() - started
         if look is not None:  # its CPU over all the time it ran, the 30 s beside the busy program included
             status = look.status()
@@ -239,6 +243,8 @@ def report(arms: dict, load: tuple[float, float, float]) -> None:
           f"{look.get('tiles_encoded', 0)} tiles encoded); a CPU-bound program beside it did "
           f"{beside / alone:.3f}x its work alone; its last state: {look.get('state', '?')}")
     print(f"tiles looked at while each spoken question was spoken: {arms['labeeb'].get('looked_tiles', [])}")
+    print(f"tiles each question still encoded itself: {arms['labeeb'].get('encoded_by_question', [])}; "
+          f"prompt positions it prefilled: {arms['labeeb'].get('prefilled_by_question', [])}")
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     out = HERE / "results" / "desktop.json"
     out.parent.mkdir(exist_ok=True)

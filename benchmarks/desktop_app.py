@@ -1,7 +1,8 @@
 """A scripted desktop for ``benchmarks.desktop``: a Tk window filling an Xvfb screen that changes
-the way a real one does. A clock ticks each second; text is typed into an editor at about
-five characters a second with its blinking cursor; a page scrolls every few seconds; every
-``switch`` seconds another of three "windows" (editor, browser, terminal) comes to the front.
+the way a real one does. A clock ticks each second; every 15-35 s another of three "windows"
+(editor, browser, terminal) comes to the front; with the editor in front, text is typed at
+about five characters a second with its blinking cursor, with the browser in front its page
+scrolls every few seconds (a person types where they write and scrolls what they read).
 Run as ``python -m benchmarks.desktop_app SECONDS SEED`` with DISPLAY set.
 """
 
@@ -55,7 +56,8 @@ def main() -> None:
         root.after(pick.randint(120, 280), type_one)
 
     def scroll() -> None:
-        frames["browser"].yview_scroll(pick.randint(2, 8), "units")
+        if state["front"] == "browser":  # a person scrolls the page they are reading
+            frames["browser"].yview_scroll(pick.randint(2, 8), "units")
         root.after(pick.randint(3000, 7000), scroll)
 
     def switch() -> None:
