@@ -143,9 +143,10 @@ def test_looking_ahead_leaves_what_changes_starts_on_the_active_window_on_one_th
     assert {i for i, key in enumerate(prepared.tile_keys) if key in engine._tiles} == {6, 7}
 
     # On one thread, in the looking thread only, once that is as exact as the process's own.
-    engine, counts = Engine(model, processor), []
+    engine, counts, held = Engine(model, processor), [], []
     encode = engine._encode_tiles
-    engine._encode_tiles = lambda *a: counts.append(torch.get_num_threads()) or encode(*a)
+    engine._encode_tiles = lambda *a, **k: counts.append(torch.get_num_threads()) or held.append(
+        engine._lock.locked()) or encode(*a, **k)
     own = torch.get_num_threads()
     looking = threading.Thread(target=engine.look, args=([labelled_screen()], threading.Event()), kwargs={"threads": 1})
     looking.start()
@@ -153,6 +154,7 @@ def test_looking_ahead_leaves_what_changes_starts_on_the_active_window_on_one_th
     exact = engine._exact_threads[1]
     assert counts[:2] == [own, 1]  # the check: the tile on the process's count, then on one
     assert set(counts[2:]) == {1 if exact else own} and len(counts) == 2 + 12
+    assert held == [True, True] + [False] * 12  # an answer starting meanwhile does not wait for a tile
     assert torch.get_num_threads() == own
     later: list[int] = []
     new = threading.Thread(target=lambda: later.append(torch.get_num_threads()))

@@ -17,9 +17,10 @@ It stays out of the way:
   them as they are then;
 - *the active window first*, where the desktop says which it is (X11, sway);
 - *budgeted*: at most ``screen.background_budget`` of one core averaged over a minute, its
-  glances included (CPU time of the process while it works; the foreground is idle then),
-  checked between two tiles;
-- *yields*: a command arriving stops it between two tiles; it waits while other programs
+  glances included (CPU time of the process while it works; the foreground is idle then):
+  a tile starts only if what the last one cost still fits;
+- *yields*: a command arriving stops it before the next tile, and does not wait for the one
+  in hand (encoded beside the answer, at the lowest priority); it waits while other programs
   keep most cores busy (the machine's CPU time less Labeeb's own) and pauses on battery power;
 - *quiet*: it runs on one thread at the lowest OS priority (nice 19), torch's work included
   where one thread computes the same bits as the answer's threads (checked once; otherwise
@@ -171,15 +172,19 @@ def window_area(window: Rect, frame: Rect) -> Area | None:
 
 
 class _Until:
-    """Set once a command is being answered or this look has used up the CPU budget: the
-    look stops after the tile in hand (``fired`` says it did not finish)."""
+    """Set once a command is being answered, or when one more tile (costing what the last one
+    did) would go over the CPU budget: the look stops before it (``fired``: it did not finish)."""
 
     def __init__(self, look: BackgroundLook) -> None:
-        self.look, self.began, self.fired = look, look.cpu(), False
+        self.look, self.fired = look, False
+        self.began = self.last = look.cpu()
 
-    def is_set(self) -> bool:
-        look = self.look
-        if look.answering.is_set() or not look.budget.allows(look.clock(), look.cpu() - self.began):
+    def is_set(self) -> bool:  # asked before each tile
+        look, now = self.look, self.look.cpu()
+        if now - self.last >= 0.05:  # a tile was encoded since: what the next one will cost
+            look.tile_cpu = now - self.last
+        self.last = now
+        if look.answering.is_set() or not look.budget.allows(look.clock(), now - self.began + look.tile_cpu):
             self.fired = True
         return self.fired
 
@@ -200,6 +205,7 @@ class BackgroundLook:
         self._active = active or self._active_window  # the active window's place on the screen
         self._source: Any = None  # the screen, opened on the first glance
         self.cpu_total = 0.0  # CPU seconds spent since it started, glances included
+        self.tile_cpu = 0.0  # CPU seconds the last tile took to encode
         self.budget = Budget(config.background_budget)
         self.state = "starting"
         self.tiles = 0  # tiles encoded so far
@@ -288,7 +294,7 @@ class BackgroundLook:
             return "paused: on battery"
         if self.busy():
             return "paused: the machine is busy"
-        if not self.budget.allows(now):
+        if not self.budget.allows(now, self.tile_cpu):
             return "paused: CPU budget used up for this minute"
         return ""
 

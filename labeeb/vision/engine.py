@@ -26,7 +26,7 @@ from labeeb.lru import LRU
 from labeeb.vision.attention_blocks import exact_block
 from labeeb.vision.backend import answer_room
 from labeeb.vision.prefix_cache import PrefixCache
-from labeeb.vision.prepared import Area, EngineStats, PreparedImages, image_key, look_order, tensor_key
+from labeeb.vision.prepared import Area, EngineStats, PreparedImages, image_key, look_order, prompt_inputs, tensor_key
 from labeeb.vision.threads import same_on, threads_here
 from labeeb.vision.sampling import Chooser, pick
 
@@ -188,8 +188,9 @@ class Engine:
         self.last.tiles_reused += len(prepared.real) - len(todo)
         return torch.cat([features[i] for i in prepared.real], dim=0)
 
-    def _encode_tiles(self, prepared: PreparedImages, tiles: list[int]) -> dict[int, torch.Tensor]:
-        """Features of these tiles (indices into the prepared pixels), also kept in the tile cache."""
+    def _encode_tiles(self, prepared: PreparedImages, tiles: list[int], keep: bool = True) -> dict[int, torch.Tensor]:
+        """Features of these tiles (indices into the prepared pixels), also kept in the tile
+        cache unless ``keep`` is false (then the caller keeps them, holding the lock)."""
         import torch
 
         index = torch.tensor(tiles)
@@ -202,13 +203,16 @@ class Engine:
                 pixel_values[None].to(self.device), mask[None].to(self.device) if mask is not None else None
             ).pooler_output
             encoded = torch.cat(list(out), dim=0).view(len(tiles), -1, out[0].shape[-1])
-        features = {}
-        for position, i in enumerate(tiles):
-            features[i] = encoded[position]
+        features = {i: encoded[position] for position, i in enumerate(tiles)}
+        if keep:
+            self._keep(prepared, features)
+        return features
+
+    def _keep(self, prepared: PreparedImages, features: dict[int, torch.Tensor]) -> None:
+        for i, feature in features.items():
             key = prepared.tile_keys[prepared.real.index(i)]
             if key is not None:
-                self._tiles.put(key, encoded[position])
-        return features
+                self._tiles.put(key, feature)
 
     def look(self, images: list[Image], until: threading.Event, avoid: Sequence[Area] = (),
              first: Area | None = None, threads: int | None = None) -> int:
@@ -219,7 +223,10 @@ class Engine:
 
         ``avoid``: parts of the (one) picture still changing, whose tiles (and the downscaled
         whole) are left for the question; ``first``: the part to encode first (the active
-        window); ``threads``: torch's threads for this thread, if as exact (checked once).
+        window); ``threads``: torch's threads for this thread, if as exact (checked once), and
+        each tile encoded without holding the engine: an answer starting meanwhile does not
+        wait for the tile in hand (the OS's priorities share the CPU: the background look's
+        thread runs at the lowest).
         """
         import torch
 
@@ -229,7 +236,7 @@ class Engine:
             cached = self._images.get_fresh(image_key(images)) if self.cache_images else None
             prepared = cached or self.prepare_images(images)  # (not counted as the last answer's reuse)
         todo = look_order(prepared, avoid if len(images) == 1 else (), first)
-        encoded, previous = 0, None
+        encoded, previous, beside = 0, None, bool(threads) and self.encoder is None
         try:
             for i, key in todo:
                 if until.is_set():
@@ -239,9 +246,15 @@ class Engine:
                         continue
                     if threads and previous is None and self._exact_on(threads, prepared, i):
                         previous = threads_here(threads)
-                    if key not in self._tiles:  # (deciding may have encoded it)
+                    fresh = key not in self._tiles  # (deciding may have encoded it)
+                    if fresh and not beside:
                         self._encode_tiles(prepared, [i])
-                    encoded += 1
+                if fresh and beside:
+                    with torch.inference_mode():
+                        features = self._encode_tiles(prepared, [i], keep=False)
+                    with self._lock:
+                        self._keep(prepared, features)
+                encoded += 1
         finally:
             if previous is not None:
                 threads_here(previous)
@@ -255,27 +268,6 @@ class Engine:
         return self.encoder is None and self._exact_threads[threads]
 
     # -- prefill with a reused key/value prefix ----------------------------------------------
-
-    def prompt_inputs(self, ids: torch.Tensor, prepared: PreparedImages | None) -> torch.Tensor:
-        """``ids`` with each image token replaced by a (negative) code of its tile's content.
-
-        Image tokens all share one id, so on their own two prompts about different pictures
-        would look alike. Coded per tile, a screen where one window changed matches the one
-        before up to the first changed tile, and the key/value cache is reused up to there.
-        """
-        import torch
-
-        inputs = ids.clone()
-        if prepared is None:
-            return inputs
-        where = ids == self.image_token_id
-        count = int(where.sum())
-        keys = prepared.tile_keys if prepared.real and all(prepared.tile_keys) else []
-        if not keys or count % len(keys):  # no tile hashes: one code for all the images
-            keys = [prepared.key]
-        codes = torch.tensor([-1 - int(key[:15], 16) for key in keys], dtype=ids.dtype)
-        inputs[where] = codes.repeat_interleave(count // len(keys))  # the tokens follow the tiles' order
-        return inputs
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -325,7 +317,7 @@ class Engine:
             stats.preprocess = time.perf_counter() - started
             stats.prompt_tokens = len(ids)
             room = answer_room(len(ids), self.context_length, request.max_new_tokens)
-            inputs = self.prompt_inputs(ids, prepared)
+            inputs = prompt_inputs(ids, prepared, self.image_token_id)
             if self.text is not None:
                 if not self.cache_prefix:
                     self.text.forget()

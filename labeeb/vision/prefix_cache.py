@@ -37,7 +37,7 @@ class PrefixCache:
         self._entries.clear()
 
     def reusable(self, inputs: torch.Tensor) -> tuple[int, Prefix | None]:
-        """The longest reusable cached prefix of ``inputs`` (see Engine.prompt_inputs) and its
+        """The longest reusable cached prefix of ``inputs`` (see labeeb.vision.prepared.prompt_inputs) and its
         entry: positions both prompts share, in attention blocks whole in both (always exact)."""
         best, best_len = None, 0
         whole = min(settled(len(inputs), self.block), len(inputs) - 1)  # leave at least one token to prefill

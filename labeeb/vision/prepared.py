@@ -80,3 +80,25 @@ def look_order(prepared: PreparedImages, avoid: Sequence[Area], first: Area | No
     if first is not None:
         tiles.sort(key=lambda tile: not overlaps(areas[tile[0]][1], first))
     return tiles
+
+
+def prompt_inputs(ids: torch.Tensor, prepared: PreparedImages | None, image_token_id: int) -> torch.Tensor:
+    """``ids`` with each image token replaced by a (negative) code of its tile's content.
+
+    Image tokens all share one id, so on their own two prompts about different pictures
+    would look alike. Coded per tile, a screen where one window changed matches the one
+    before up to the first changed tile, and the key/value cache is reused up to there.
+    """
+    import torch
+
+    inputs = ids.clone()
+    if prepared is None:
+        return inputs
+    where = ids == image_token_id
+    count = int(where.sum())
+    keys = prepared.tile_keys if prepared.real and all(prepared.tile_keys) else []
+    if not keys or count % len(keys):  # no tile hashes: one code for all the images
+        keys = [prepared.key]
+    codes = torch.tensor([-1 - int(key[:15], 16) for key in keys], dtype=ids.dtype)
+    inputs[where] = codes.repeat_interleave(count // len(keys))  # the tokens follow the tiles' order
+    return inputs
