@@ -17,8 +17,9 @@ It stays out of the way:
   them as they are then;
 - *the active window first*, where the desktop says which it is (X11, sway);
 - *budgeted*: at most ``screen.background_budget`` of one core averaged over a minute, its
-  glances included (CPU time of the process while it works; the foreground is idle then):
-  a tile starts only if what the last one cost still fits;
+  glances included (the CPU time of its own threads, those at the lowest priority, so an
+  answer running beside it is not counted; where /proc does not say, the process's): a tile
+  starts only if what the last one cost still fits;
 - *yields*: a command arriving stops it before the next tile, and does not wait for the one
   in hand (encoded beside the answer, at the lowest priority); it waits while other programs
   keep most cores busy (the machine's CPU time less Labeeb's own) and pauses on battery power;
@@ -93,6 +94,29 @@ def on_battery(root: Path = Path("/sys/class/power_supply")) -> bool:
         return not any((p / "online").read_text().strip() == "1" for p in mains if (p / "online").is_file())
     except OSError:
         return False
+
+
+#: The nice value the look's thread runs at.
+LOWEST = 19
+
+
+def lowest_priority_cpu(task: Path = Path("/proc/self/task")) -> float | None:
+    """CPU seconds of this process's threads at the lowest priority (nice 19): the background
+    look's thread and the worker threads it started (a thread inherits its creator's nice
+    value). None where /proc does not say (not Linux)."""
+    tick, total, found = os.sysconf("SC_CLK_TCK"), 0, False
+    try:
+        for thread in task.iterdir():
+            try:
+                fields = (thread / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # a thread that ended meanwhile
+            found = True
+            if int(fields[16]) == LOWEST:  # fields from the state on: utime 11, stime 12, nice 16
+                total += int(fields[11]) + int(fields[12])
+    except OSError:
+        return None
+    return total / tick if found else None
 
 
 class OthersBusy:
@@ -194,13 +218,16 @@ class BackgroundLook:
 
     def __init__(self, vision: Any, config: ScreenConfig, answering: threading.Event,
                  grab: Callable[[], Any] | None = None, clock: Callable[[], float] = time.monotonic,
-                 cpu: Callable[[], float] = time.process_time, battery: Callable[[], bool] = on_battery,
+                 cpu: Callable[[], float] | None = None, battery: Callable[[], bool] = on_battery,
                  busy: Callable[[], bool] | None = None, active: Callable[[], Rect | None] | None = None) -> None:
         self.vision = vision
         self.config = config
         self.answering = answering  # set while a command is answered: the look stops at once
         self._grab = grab or self._screenshot
-        self.clock, self.cpu, self.battery = clock, cpu, battery
+        # Its CPU time: by default the process's, until its thread runs at the lowest
+        # priority, then that of the threads at it (its own and torch's it starts).
+        self.clock, self.cpu, self.battery = clock, cpu or time.process_time, battery
+        self._own_cpu = cpu is None
         self.busy = busy or OthersBusy()
         self._active = active or self._active_window  # the active window's place on the screen
         self._source: Any = None  # the screen, opened on the first glance
@@ -240,7 +267,11 @@ class BackgroundLook:
     def _run(self) -> None:
         try:  # the lowest priority for this thread (Linux: per thread); it encodes on one thread
             # of torch's too (``threads=1`` below), so the other cores stay the user's
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST)
+            if self._own_cpu and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == LOWEST \
+                    and lowest_priority_cpu() is not None:
+                # An answer running beside a tile is not the look's cost: count only its threads.
+                self.cpu = lambda: lowest_priority_cpu() or 0.0
         except (AttributeError, OSError):
             pass
         while not self._stop.wait(self.config.background_interval):

@@ -4,6 +4,7 @@ answers in progress, battery, a busy machine and the CPU budget hold it back."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -266,3 +267,36 @@ def test_starting_it_loads_the_model_so_the_first_question_finds_the_screen_seen
         look.stop()
     settings.screen.background_look = False
     assert start_for(make_assistant(vision=FakeVision(), settings=settings)) is None
+
+
+def test_its_cpu_is_that_of_the_threads_at_the_lowest_priority_not_an_answer_beside_it():
+    """The look's cost is read from its own threads (nice 19), so an answer computed beside
+    the tile in hand is not counted against its budget."""
+    import hashlib
+    import os
+    import time
+
+    from labeeb.screen.background import lowest_priority_cpu
+
+    data, done, spent = os.urandom(64 << 20), threading.Event(), []
+
+    def low() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        began = time.thread_time()
+        for _ in range(4):
+            hashlib.sha256(data).digest()
+        spent.append(time.thread_time() - began)
+        done.wait()
+
+    before = lowest_priority_cpu()
+    thread = threading.Thread(target=low)
+    thread.start()
+    for _ in range(4):  # the foreground's work meanwhile
+        hashlib.sha256(data).digest()
+    while not spent:
+        time.sleep(0.01)
+    counted = lowest_priority_cpu() - before
+    done.set()
+    thread.join()
+    assert spent[0] > 0.1 and abs(counted - spent[0]) < 0.05
+    assert lowest_priority_cpu(Path("/nowhere")) is None
