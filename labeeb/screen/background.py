@@ -13,8 +13,9 @@ It stays out of the way:
 
 - *debounced per tile*: a region that keeps changing (a ticking clock, a blinking cursor)
   never settles, so it never starts a look; when a look starts, the tiles showing a part
-  still changing are left out (and the downscaled whole with them): the question encodes
-  them as they are then;
+  still changing, or anything that moved at all in the last ``screen.background_settle``
+  seconds (a clock's seconds, a blinking cursor), are left out, and the downscaled whole
+  with them: the question encodes them as they are then;
 - *the active window first*, where the desktop says which it is (X11, sway);
 - *budgeted*: at most ``screen.background_budget`` of one core averaged over a minute, its
   glances included (the CPU time of its own threads, those at the lowest priority, so an
@@ -155,13 +156,14 @@ def thumbnail(image: Image) -> Any:
     return np.asarray(image.convert("L").resize((THUMB_WIDTH, height)), dtype=np.int16)
 
 
-def changed_parts(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> dict[tuple[int, int], Area]:
-    """The grid cells where ``after`` differs from ``before`` by more than noise, each with the
-    box around its changed pixels (as fractions of the screen); (-1, -1): all of it."""
+def moved_parts(before: Any, after: Any, threshold: int, full_pixels: int) -> dict[tuple[int, int], tuple[Area, float]]:
+    """Every grid cell where a pixel of ``after`` differs from ``before`` by more than
+    ``threshold``: the box around those pixels (as fractions of the screen) and how many
+    screen pixels they stand for; (-1, -1): all of it (a first glance, a new screen size)."""
     import numpy as np
 
     if before is None or before.shape != after.shape:
-        return {(-1, -1): (0.0, 0.0, 1.0, 1.0)}  # a first glance, or the screen's size changed
+        return {(-1, -1): ((0.0, 0.0, 1.0, 1.0), float(full_pixels))}
     height, width = after.shape
     step = max(1, width // TILE_FRACTION)
     scale = full_pixels / (width * height)  # screen pixels per thumbnail pixel
@@ -170,11 +172,19 @@ def changed_parts(before: Any, after: Any, threshold: int, min_pixels: int, full
     for top in range(0, height, step):
         for left in range(0, width, step):
             cell = moved[top:top + step, left:left + step]
-            if cell.sum() * scale >= min_pixels:
+            if cell.any():
                 rows, cols = np.flatnonzero(cell.any(axis=1)), np.flatnonzero(cell.any(axis=0))
-                parts[(top // step, left // step)] = ((left + cols[0]) / width, (top + rows[0]) / height,
-                                                      (left + cols[-1] + 1) / width, (top + rows[-1] + 1) / height)
+                box = ((left + cols[0]) / width, (top + rows[0]) / height,
+                       (left + cols[-1] + 1) / width, (top + rows[-1] + 1) / height)
+                parts[(top // step, left // step)] = (box, float(cell.sum() * scale))
     return parts
+
+
+def changed_parts(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> dict[tuple[int, int], Area]:
+    """The grid cells where ``after`` differs from ``before`` by more than noise (at least
+    ``min_pixels`` screen pixels), each with the box around its changed pixels."""
+    return {cell: box for cell, (box, pixels) in moved_parts(before, after, threshold, full_pixels).items()
+            if pixels >= min_pixels}
 
 
 def changed_tiles(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> set[tuple[int, int]]:
@@ -240,6 +250,7 @@ class BackgroundLook:
         self._looked: Any = None  # the thumbnail of what was last encoded
         self._settling: dict[tuple[int, int], float] = {}  # changed cell -> since when it is still
         self._moving: dict[tuple[int, int], Area] = {}  # changed cell -> where in it, since last looked at
+        self._stirred: deque[tuple[float, Area]] = deque()  # anything that moved at all, lately (a tick, a blink)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -302,10 +313,13 @@ class BackgroundLook:
         image = shot.image if hasattr(shot, "image") else shot
         seen = thumbnail(image)
         full = image.width * image.height
-        for cell, part in changed_parts(self._seen, seen, self.config.change_threshold,
-                                        self.config.change_min_pixels, full).items():
-            self._settling[cell] = now  # changed again: its stillness starts over
-            self._moving[cell] = _union(self._moving.get(cell), part)
+        for cell, (part, pixels) in moved_parts(self._seen, seen, self.config.change_threshold, full).items():
+            self._stirred.append((now, part))
+            if pixels >= self.config.change_min_pixels:
+                self._settling[cell] = now  # changed again: its stillness starts over
+                self._moving[cell] = _union(self._moving.get(cell), part)
+        while self._stirred and now - self._stirred[0][0] >= self.config.background_settle:
+            self._stirred.popleft()
         self._seen = seen
         settled = [cell for cell, since in self._settling.items() if now - since >= self.config.background_settle]
         still = [cell for cell in self._settling if cell not in settled]  # still changing
@@ -330,8 +344,9 @@ class BackgroundLook:
         return ""
 
     def _look(self, shot: Any, seen: Any, settled: list[tuple[int, int]], still: list[tuple[int, int]]) -> int:
-        """Encode the settled parts (the active window's first); the parts still changing, and
-        the downscaled whole with them, are left for the question."""
+        """Encode the settled parts (the active window's first). The parts still changing, and
+        whatever moved at all lately (a clock's seconds, a blinking cursor: too small to start
+        a look, not still either), are left for the question, with the downscaled whole."""
         self.state = "looking"
         image = shot.image if hasattr(shot, "image") else shot
         frame = getattr(shot, "rect", None) or Rect(0, 0, image.width, image.height)
@@ -341,9 +356,11 @@ class BackgroundLook:
             log.debug("background look: no active window: %s", exc)
             window = None
         until = _Until(self)
-        tiles = int(self.vision.look([image], until, avoid=[self._moving[c] for c in still],
+        avoid = [self._moving[c] for c in still] + [part for _, part in self._stirred]
+        tiles = int(self.vision.look([image], until, avoid=avoid,
                                      first=window_area(window, frame) if window else None, threads=1))
         self.tiles += tiles
+        log.debug("background look: %d tiles encoded%s", tiles, " (stopped: a command, or the budget)" if until.fired else "")
         if not until.fired:  # finished, not interrupted: this is what it has seen
             self._looked = seen
             for cell in settled:

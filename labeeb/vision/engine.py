@@ -18,6 +18,7 @@ included, except with the opt-in grouped attention.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -35,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
     from labeeb.vision.backend import GenerationStats, VisionRequest
+
+log = logging.getLogger("labeeb.vision")
 
 #: Prompt chunks of this many attention blocks (2,048 positions with 512-position blocks).
 PREFILL_BLOCKS = 4
@@ -339,6 +342,8 @@ class Engine:
                 embeds = embeds.masked_scatter(mask, features[before:].to(embeds.dtype))
             self.last.prefix_reused, self.last.prefilled = start, len(ids) - start
             stats.cached_tokens = start
+            log.debug("a prompt of %d positions: %d tiles encoded, %d already seen; %d positions reused, %d prefilled",
+                      len(ids), self.last.tiles_encoded, self.last.tiles_reused, start, len(ids) - start)
             logits = self._prefill(embeds, cache, start, request.cancel)
             if logits is None:
                 return

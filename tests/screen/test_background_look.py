@@ -73,6 +73,10 @@ def test_a_ticking_clock_and_a_blinking_cursor_never_start_a_look_once_the_scree
     look, looker = make(frames, clock)
     run(look, clock, 60)
     assert len(looker.looked) == 1  # the first sight of the screen, once it had settled
+    # ... which leaves out the clock's seconds and the cursor: too small to start a look, but moving
+    avoid = looker.how[0]["avoid"]
+    assert any(left * 1920 >= 1700 and bottom * 1080 <= 40 for left, top, right, bottom in avoid)
+    assert any(left * 1920 <= 301 <= right * 1920 and top * 1080 <= 510 <= bottom * 1080 for left, top, right, bottom in avoid)
 
 
 def test_a_change_that_stays_still_is_looked_at_once_after_it_settles():
@@ -101,8 +105,9 @@ def test_what_still_changes_is_left_for_the_question_and_the_active_window_goes_
     look, looker = make(frames, clock, active=lambda: Rect(200, 200, 1000, 600))
     run(look, clock, 30)
     assert len(looker.looked) == 2
-    (left, top, right, bottom), = looker.how[-1]["avoid"]  # the clock's digits, nothing more
-    assert 1700 <= left * 1920 and right * 1920 <= 1920 and bottom * 1080 <= 40
+    avoid = looker.how[-1]["avoid"]  # the clock's digits, nothing more
+    assert avoid and all(1700 <= left * 1920 and right * 1920 <= 1920 and bottom * 1080 <= 40
+                         for left, top, right, bottom in avoid)
     first = looker.how[-1]["first"]
     assert first == pytest.approx((200 / 1920, 200 / 1080, 1200 / 1920, 800 / 1080))
     assert looker.how[-1]["threads"] == 1
