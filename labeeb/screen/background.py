@@ -45,22 +45,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from PIL.Image import Image
-
     from labeeb.config import ScreenConfig
     from labeeb.vision.prepared import Area
 
 from labeeb.screen.geometry import Rect
+from labeeb.screen.glance import changed_tiles, moved_parts, thumbnail, union, window_area
 
 log = logging.getLogger("labeeb.screen")
 
 #: The averaging window of the CPU budget, seconds.
 WINDOW = 60.0
-#: The grid changes are tracked on: SmolVLM's 512 px tiles of a screen scaled to 2048 px wide.
-TILE_FRACTION = 4
-#: Width, in pixels, of the grey copy of the screen compared between glances (half of 1920:
-#: a text cursor stays below screen.change_min_pixels).
-THUMB_WIDTH = 960
 
 
 @dataclass
@@ -146,63 +140,6 @@ class OthersBusy:
             return False
         others = (now[1] - last[1]) - (now[2] - last[2])
         return others / ((now[0] - last[0]) * self.cores) > self.share
-
-
-def thumbnail(image: Image) -> Any:
-    """A small grey copy of the screen as a numpy array, the size every glance compares."""
-    import numpy as np
-
-    height = max(1, round(image.height * THUMB_WIDTH / image.width))
-    return np.asarray(image.convert("L").resize((THUMB_WIDTH, height)), dtype=np.int16)
-
-
-def moved_parts(before: Any, after: Any, threshold: int, full_pixels: int) -> dict[tuple[int, int], tuple[Area, float]]:
-    """Every grid cell where a pixel of ``after`` differs from ``before`` by more than
-    ``threshold``: the box around those pixels (as fractions of the screen) and how many
-    screen pixels they stand for; (-1, -1): all of it (a first glance, a new screen size)."""
-    import numpy as np
-
-    if before is None or before.shape != after.shape:
-        return {(-1, -1): ((0.0, 0.0, 1.0, 1.0), float(full_pixels))}
-    height, width = after.shape
-    step = max(1, width // TILE_FRACTION)
-    scale = full_pixels / (width * height)  # screen pixels per thumbnail pixel
-    moved = abs(after - before) > threshold
-    parts = {}
-    for top in range(0, height, step):
-        for left in range(0, width, step):
-            cell = moved[top:top + step, left:left + step]
-            if cell.any():
-                rows, cols = np.flatnonzero(cell.any(axis=1)), np.flatnonzero(cell.any(axis=0))
-                box = ((left + cols[0]) / width, (top + rows[0]) / height,
-                       (left + cols[-1] + 1) / width, (top + rows[-1] + 1) / height)
-                parts[(top // step, left // step)] = (box, float(cell.sum() * scale))
-    return parts
-
-
-def changed_parts(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> dict[tuple[int, int], Area]:
-    """The grid cells where ``after`` differs from ``before`` by more than noise (at least
-    ``min_pixels`` screen pixels), each with the box around its changed pixels."""
-    return {cell: box for cell, (box, pixels) in moved_parts(before, after, threshold, full_pixels).items()
-            if pixels >= min_pixels}
-
-
-def changed_tiles(before: Any, after: Any, threshold: int, min_pixels: int, full_pixels: int) -> set[tuple[int, int]]:
-    """The grid cells where ``after`` differs from ``before`` by more than noise."""
-    return set(changed_parts(before, after, threshold, min_pixels, full_pixels))
-
-
-def _union(a: Area | None, b: Area) -> Area:
-    return b if a is None else (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-
-
-def window_area(window: Rect, frame: Rect) -> Area | None:
-    """Where ``window`` is in a capture of ``frame`` (both in screen pixels), as fractions."""
-    part = window.intersect(frame)
-    if part is None:
-        return None
-    return ((part.left - frame.left) / frame.width, (part.top - frame.top) / frame.height,
-            (part.right - frame.left) / frame.width, (part.bottom - frame.top) / frame.height)
 
 
 class _Until:
@@ -317,7 +254,7 @@ class BackgroundLook:
             self._stirred.append((now, part))
             if pixels >= self.config.change_min_pixels:
                 self._settling[cell] = now  # changed again: its stillness starts over
-                self._moving[cell] = _union(self._moving.get(cell), part)
+                self._moving[cell] = union(self._moving.get(cell), part)
         while self._stirred and now - self._stirred[0][0] >= self.config.background_settle:
             self._stirred.popleft()
         self._seen = seen
@@ -360,7 +297,8 @@ class BackgroundLook:
         tiles = int(self.vision.look([image], until, avoid=avoid,
                                      first=window_area(window, frame) if window else None, threads=1))
         self.tiles += tiles
-        log.debug("background look: %d tiles encoded%s", tiles, " (stopped: a command, or the budget)" if until.fired else "")
+        log.debug("background look: %d tiles encoded%s", tiles,
+                  " (stopped: a command, or the budget)" if until.fired else "")
         if not until.fired:  # finished, not interrupted: this is what it has seen
             self._looked = seen
             for cell in settled:

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from labeeb.config import ScreenConfig, VisionConfig
-from labeeb.screen.background import BackgroundLook, Budget, changed_tiles, on_battery, thumbnail
+from labeeb.screen.background import BackgroundLook, Budget, on_battery
+from labeeb.screen.glance import changed_tiles, thumbnail
 
 
 class Clock:
@@ -76,7 +77,8 @@ def test_a_ticking_clock_and_a_blinking_cursor_never_start_a_look_once_the_scree
     # ... which leaves out the clock's seconds and the cursor: too small to start a look, but moving
     avoid = looker.how[0]["avoid"]
     assert any(left * 1920 >= 1700 and bottom * 1080 <= 40 for left, top, right, bottom in avoid)
-    assert any(left * 1920 <= 301 <= right * 1920 and top * 1080 <= 510 <= bottom * 1080 for left, top, right, bottom in avoid)
+    assert any(left * 1920 <= 301 <= right * 1920 and top * 1080 <= 510 <= bottom * 1080
+               for left, top, right, bottom in avoid)
 
 
 def test_a_change_that_stays_still_is_looked_at_once_after_it_settles():
