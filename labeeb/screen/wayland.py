@@ -207,7 +207,7 @@ class WaylandScreen(BaseScreen):
         from labeeb.screen.x11 import X11Unavailable
 
         try:
-            self._finder(say=False)  # (not said here: the background look asks every glance)
+            self._finder(say=False)  # (not said here: the background look asks at every look)
         except X11Unavailable:
             return None
         return super().active_window()

@@ -270,9 +270,7 @@ class Engine:
             self._exact_threads[threads] = same_on(threads, lambda: self._encode_tiles(prepared, [i])[i])
         return self.encoder is None and self._exact_threads[threads]
 
-    # -- prefill with a reused key/value prefix ----------------------------------------------
-
-    # -- generation ----------------------------------------------------------------------------
+    # -- generation, from a reused key/value prefix (labeeb.vision.prepared.prompt_inputs) -------
 
     def _prefill(self, embeds: torch.Tensor, cache: Any, start: int, cancel: threading.Event) -> torch.Tensor | None:
         """The logits after ``embeds`` (positions from ``start``); None if ``cancel`` was set
