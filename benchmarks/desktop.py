@@ -4,15 +4,23 @@ ticking clock, typing with a blinking cursor, a scrolling page, windows switchin
 by the sequential reference and by Labeeb with its background look, one after the other,
 the same desktop script and the same question times for both.
 
-Questions alternate: the first, third, fifth... are typed, the others spoken. A spoken
-question is benchmarks.scenes.SPOKEN_QUESTION in espeak-ng's voice (about 2.9 s), starting
-at its scheduled moment and fed in real time through Labeeb's endpoint detector
-(benchmarks.worker.Voice). The reference does nothing while it is spoken; from the end of
-the utterance it transcribes, captures the screen, generates the whole answer, then
-synthesises it. Labeeb does what ``labeeb listen`` does: when speech starts it looks at the
-screen (the screen plugin's ``command_coming`` hook) until the utterance ends, then
-transcribes, captures the screen afresh and streams the answer into its speaker, which
-starts on the first fragment.
+Questions alternate: the first, third, fifth... are typed, the others spoken. A typed
+question ("What is on my screen?") is sent at its scheduled moment and timed from there (Enter)
+to the first token, the capture included. A spoken question is
+benchmarks.scenes.SPOKEN_QUESTION in espeak-ng's voice (about 2.9 s), starting at its scheduled
+moment and fed in real time through Labeeb's endpoint detector (benchmarks.worker.Voice),
+timed from the end of the utterance to the first audio. The reference does nothing while a
+question is typed or spoken; from Enter it captures and answers; from the end of the utterance
+it transcribes, captures the screen, generates the whole answer, then synthesises it.
+
+Labeeb does what ``labeeb chat`` on a terminal and ``labeeb listen`` do: from the first key
+typed (``TYPING`` characters a second, so that much before the question's moment) or from speech
+start, it looks at the screen round after round until Enter or the end of the utterance (the
+screen plugin's ``command_coming`` hook: labeeb.screen.asking). The question is then answered
+about the last capture seen whole if the screen barely changed since, else about a fresh one
+(labeeb.screen.capture); a spoken one is transcribed first and streamed into its speaker, which
+starts on the first fragment. The benchmark's desktop has no terminal of its own: typing the
+question changes nothing on this screen (on a real one it changes the terminal's line).
 
 Reported, Labeeb against the reference: median and p90 time to the first token of a typed
 "What is on my screen?" (capture included) and to the first audio of a spoken one (from the
@@ -37,6 +45,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 QUESTION = "What is on my screen?"
+#: How fast the typed question is typed, characters a second (60 words a minute).
+TYPING = 5.0
 
 
 def schedule(minutes: float, questions: int, seed: int) -> list[float]:
@@ -58,7 +68,8 @@ def _busy_work(seconds: float) -> float:
 
 
 def _typed(asker, grab, target, answering: threading.Event) -> float:
-    """A typed question: seconds to its answer's first token, the capture included."""
+    """A typed question, the reference's way: seconds to its answer's first token, the capture
+    included."""
     answering.set()
     begun = time.perf_counter()
     shot = grab.grab(target)
@@ -66,6 +77,48 @@ def _typed(asker, grab, target, answering: threading.Event) -> float:
     ttft, _, _ = asker.ask([shot.image], QUESTION)
     answering.clear()
     return capture + ttft
+
+
+def _asking(asker, screen) -> tuple[threading.Event, object]:
+    """Start the look while a command is asked, as the screen plugin's ``command_coming`` hook
+    does (labeeb.screen.asking): (the event that says it arrived, the session it keeps to)."""
+    from labeeb.screen import Target, open_screen
+    from labeeb.screen import asking
+    from labeeb.session import Session
+
+    source, session, arrived = open_screen(screen), Session(), threading.Event()
+    asking.start(asker.vision, lambda: source.grab(Target.from_options({}, screen), windows=True), arrived, session)
+    return arrived, session
+
+
+def _labeeb_capture(screen, session) -> tuple[object, str]:
+    """The screenshot Labeeb's screen question answers about (labeeb.screen.capture: the one
+    seen while it was asked, if the screen barely changed since), and which: "seen" (that
+    one), "changed" (the screen changed too much since it) or "none" (no capture was seen whole
+    while it was asked)."""
+    from labeeb.screen import capture
+
+    seen = session.seen_while_asked
+    shot = capture(screen, session)
+    return shot, "none" if seen is None else "seen" if shot is seen.shot else "changed"
+
+
+def _typed_labeeb(asker, screen, answering: threading.Event, at: float, started: float) -> tuple[float, str]:
+    """A typed question as ``labeeb chat`` answers it on a terminal: the screen is looked at from
+    the first key (typed at TYPING characters a second, so the first key comes that much before
+    the question's moment) until Enter. (Seconds from Enter to the first token, the capture
+    included; which screenshot it answered about: see _labeeb_capture.)"""
+    time.sleep(max(0.0, started + at - len(QUESTION) / TYPING - time.monotonic()))
+    arrived, session = _asking(asker, screen)
+    time.sleep(max(0.0, started + at - time.monotonic()))
+    arrived.set()  # Enter
+    answering.set()
+    begun = time.perf_counter()
+    shot, seen = _labeeb_capture(screen, session)
+    capture = time.perf_counter() - begun
+    ttft, _, _ = asker.ask([shot.image], QUESTION)
+    answering.clear()
+    return capture + ttft, seen
 
 
 def _spoken_reference(asker, voice, grab, target) -> float:
@@ -81,41 +134,30 @@ def _spoken_reference(asker, voice, grab, target) -> float:
     return time.perf_counter() - start
 
 
-def _spoken_labeeb(asker, voice, grab, target, screen, answering: threading.Event) -> tuple[float, int]:
+def _spoken_labeeb(asker, voice, screen, answering: threading.Event) -> tuple[float, str]:
     """A spoken question, as ``labeeb listen`` answers it: (seconds from the end of the
-    utterance to the first audio, tiles looked at while it was spoken)."""
-    from labeeb.screen import Target, open_screen
+    utterance to the first audio, which screenshot it answered about: see _labeeb_capture)."""
     from labeeb.voice.speaker import Speaker
 
     from benchmarks.worker import _Discard
 
-    arrived, looked, threads = threading.Event(), [], []
-
-    def look() -> None:  # as plugins/screen.py's _look (the command_coming hook)
-        shot = open_screen(screen).grab(Target.from_options({}, screen), windows=True)
-        looked.append(asker.vision.look([shot.image], arrived))
-
-    def speech_started() -> None:
-        threads.append(threading.Thread(target=look, daemon=True))
-        threads[-1].start()
-
-    utterance = voice.listen(speech_started)
+    asked = []
+    utterance = voice.listen(lambda: asked.append(_asking(asker, screen)))  # from speech start
+    arrived, session = asked[-1]
     arrived.set()
     answering.set()  # the background look yields to a command being answered
     start = time.perf_counter()
     question = voice.transcribe(utterance.samples)
-    shot = grab.grab(target)
+    shot, seen = _labeeb_capture(screen, session)
     speaker = Speaker(voice.synthesizer, _Discard(), first_words=voice.tts.first_fragment_words)
     for chunk in asker.vision.stream(question, [shot.image], min_new_tokens=asker.tokens):
         speaker.feed(chunk)
     speaker.finish()
     speaker.close()  # waits until the whole answer was synthesised and "played"
     answering.clear()
-    for thread in threads:  # long done (it stops after the tile in hand): only to count its tiles
-        thread.join()
     if speaker.first_audio_at is None:
         raise RuntimeError("Labeeb's spoken answer had nothing to say")
-    return speaker.first_audio_at - start, sum(looked)
+    return speaker.first_audio_at - start, seen
 
 
 def session(variant: str, model_dir: str, minutes: float, times: list[float], seed: int, tokens: int) -> dict:
@@ -149,18 +191,23 @@ def session(variant: str, model_dir: str, minutes: float, times: list[float], se
             look = BackgroundLook(asker.vision, screen, answering).start()
             looking_since = time.monotonic()
             result["foreground_with_look"] = _busy_work(30)
-            result["looked_tiles"] = []
+            result["seen_while_asked"] = []
         started = time.monotonic()
         for i, at in enumerate(times):
-            time.sleep(max(0.0, started + at - time.monotonic()))  # typed now, or starts to be spoken
-            if i % 2 == 0:
-                result["ttft"].append(_typed(asker, grab, target, answering))
-            elif labeeb:
-                first_audio, tiles = _spoken_labeeb(asker, voice, grab, target, screen, answering)
-                result["first_audio"].append(first_audio)
-                result["looked_tiles"].append(tiles)
+            typed = i % 2 == 0
+            if labeeb and typed:  # its typing starts before the question's moment
+                ttft, seen = _typed_labeeb(asker, screen, answering, at, started)
+                result["ttft"].append(ttft)
+                result["seen_while_asked"].append(seen)
             else:
-                result["first_audio"].append(_spoken_reference(asker, voice, grab, target))
+                time.sleep(max(0.0, started + at - time.monotonic()))  # typed now, or starts to be spoken
+            if labeeb and not typed:
+                first_audio, seen = _spoken_labeeb(asker, voice, screen, answering)
+                result["first_audio"].append(first_audio)
+                result["seen_while_asked"].append(seen)
+            elif not labeeb:
+                result["ttft" if typed else "first_audio"].append(
+                    _typed(asker, grab, target, answering) if typed else _spoken_reference(asker, voice, grab, target))
             if labeeb:  # what the question still had to do itself
                 last = asker.backend.engine.last
                 result.setdefault("encoded_by_question", []).append(last.tiles_encoded)
@@ -242,7 +289,7 @@ def report(arms: dict, load: tuple[float, float, float]) -> None:
     print(f"background look: {per_minute:.2f} CPU-s per minute ({per_minute / 60:.1%} of one core; "
           f"{look.get('tiles_encoded', 0)} tiles encoded); a CPU-bound program beside it did "
           f"{beside / alone:.3f}x its work alone; its last state: {look.get('state', '?')}")
-    print(f"tiles looked at while each spoken question was spoken: {arms['labeeb'].get('looked_tiles', [])}")
+    print(f"answered about the screen seen while asked (typed, spoken, ...): {arms['labeeb'].get('seen_while_asked', [])}")
     print(f"tiles each question still encoded itself: {arms['labeeb'].get('encoded_by_question', [])}; "
           f"prompt positions it prefilled: {arms['labeeb'].get('prefilled_by_question', [])}")
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

@@ -83,11 +83,11 @@ class Assistant:
 
     # -- handling a command ----------------------------------------------------------------
 
-    def command_coming(self, arrived: threading.Event) -> None:
-        """The user started speaking (or has been quiet a while, ``listen.prepare_while_idle``):
-        plugins may start on what a command will need (``command_coming`` hook) until
-        ``arrived`` is set."""
-        self.host.command_coming(self, arrived)
+    def command_coming(self, arrived: threading.Event, asking: bool = True) -> None:
+        """The user started speaking or typing (``asking``), or has been quiet a while
+        (``listen.prepare_while_idle``): plugins may start on what a command will need
+        (``command_coming`` hook) until ``arrived`` is set."""
+        self.host.command_coming(self, arrived, asking)
 
     def route(self, text: str, command: Command | None = None, session: Session | None = None) -> Route:
         """Route ``text``; with the ``command``, skills whose ``applies`` says no are skipped,

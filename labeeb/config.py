@@ -139,7 +139,11 @@ class ScreenConfig(_Section):
     change_threshold: int = Field(32, ge=1, le=255, description="per-pixel difference that counts")
     change_min_pixels: int = Field(80, ge=1, description="smaller changes are noise")
     ignore_regions: list[str] = Field(default_factory=list)
-    look_while_listening: bool = Field(True, description="encode the screen while a voice command is spoken")
+    look_while_listening: bool = Field(
+        True, description="encode the screen while a command is spoken (or typed in labeeb chat)")
+    asked_change: float = Field(
+        0.005, ge=0, le=1, description="a screen question is answered about the screen seen while it was asked "
+        "when at most this share of it changed since; 0 = always a fresh capture")
     background_look: bool = Field(
         True, description="while waiting for a command (listen, chat; serve with allow_screen), encode what settled on screen")
     background_budget: float = Field(0.25, gt=0, le=64, description="the background look's CPU, in cores averaged over a minute")

@@ -69,9 +69,10 @@ def labeeb_shutdown(assistant: AssistantView) -> None:
 
 
 @hookspec
-def command_coming(assistant: AssistantView, arrived: threading.Event) -> None:
-    """A command is on its way but its words are not known yet: the user started speaking,
-    or (with ``listen.prepare_while_idle``) Labeeb has listened that many seconds to silence.
+def command_coming(assistant: AssistantView, arrived: threading.Event, asking: bool) -> None:
+    """A command is on its way but its words are not known yet: the user started speaking or
+    typing (``labeeb chat``), or (with ``listen.prepare_while_idle``) Labeeb has listened that
+    many seconds to silence.
 
     A plugin may start, on a thread of its own, work the command will likely need (the
     screen plugin encodes the screen, so a question about it is answered sooner). Return at
@@ -81,6 +82,8 @@ def command_coming(assistant: AssistantView, arrived: threading.Event) -> None:
     :param assistant: the running assistant.
     :param arrived: set when the command arrives (the utterance ended) or never will, and
         for an idle preparation when speech starts or the next idle preparation does.
+    :param asking: true while the user is giving the command (speaking, typing), false for an
+        idle preparation. (A plugin may leave it out of its signature.)
     """
 
 

@@ -249,10 +249,10 @@ class PluginHost:
         for _ in self._calls("labeeb_shutdown", lambda plugin: {"assistant": assistant}):
             pass
 
-    def command_coming(self, assistant: AssistantView, arrived: threading.Event) -> None:
+    def command_coming(self, assistant: AssistantView, arrived: threading.Event, asking: bool = True) -> None:
         """Tell plugins a command is coming; one that fails here is logged, not disabled
         (the command itself has not been affected)."""
-        arguments = {"assistant": assistant, "arrived": arrived}
+        arguments = {"assistant": assistant, "arrived": arrived, "asking": asking}
         for _ in self._calls("command_coming", lambda plugin: arguments, disable=False):
             pass
 

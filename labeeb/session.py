@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from labeeb.messages import Command
     from labeeb.screen import Screenshot
+    from labeeb.screen.asking import Seen
 
 #: Where the session's current pictures came from: attached by the user (a photo, a scan, a
 #: document's pages), or a screenshot a skill took.
@@ -48,6 +49,9 @@ class Session:
         self._states: dict[str, dict[str, Any]] = {}
         #: The latest screenshot a skill took, what "what changed?" compares with next.
         self.screenshot: Screenshot | None = None
+        #: The screen as last seen while the command being asked was spoken or typed, all of
+        #: it encoded (labeeb.screen.asking); the next screen question may be answered about it.
+        self.seen_while_asked: Seen | None = None
         self._lock = threading.Lock()
 
     # -- the pictures the conversation is about ---------------------------------------------

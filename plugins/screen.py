@@ -228,24 +228,43 @@ def register_skills(register: Callable[[Skill], None]) -> None:
 
 
 @hookimpl
-def command_coming(assistant: Any, arrived: threading.Event) -> None:
-    """Look while the user speaks: the screen's tiles are encoded while the question is still
-    being asked, so "what's on my screen?" starts with them cached. Only with a loaded local
-    model (``VisionProcessor.can_look``: a remote backend never gets a screenshot ahead of a
-    question) and ``screen.look_while_listening``."""
-    if assistant.settings.screen.look_while_listening and assistant.vision.can_look:
+def command_coming(assistant: Any, arrived: threading.Event, asking: bool) -> None:
+    """Look while the user asks: the screen's tiles are encoded while the question is still
+    being spoken or typed, round after round (``labeeb.screen.asking``), so "what's on my
+    screen?" starts with them cached, and with all of them when the screen has changed only a
+    little since the last round. An idle preparation (``listen.prepare_while_idle``: not
+    asking) looks once. Only with a loaded local model (``VisionProcessor.can_look``: a remote
+    backend never gets a screenshot ahead of a question) and ``screen.look_while_listening``."""
+    if not (assistant.settings.screen.look_while_listening and assistant.vision.can_look):
+        return
+    if asking:
+        from labeeb.screen import asking as look
+
+        look.start(assistant.vision, _grabber(assistant), arrived, assistant.session)
+    else:
         threading.Thread(target=_look, args=(assistant, arrived), name="labeeb-screen-look", daemon=True).start()
 
 
-def _look(assistant: Any, arrived: threading.Event) -> None:
+def _grabber(assistant: Any) -> Callable[[], Any]:
+    """Captures of the whole screen as a plain screen question takes them (the same area and
+    redaction); the screen is opened on the first."""
     from labeeb.screen import Target, open_screen
 
+    config, source = assistant.settings.screen, []
+
+    def grab() -> Any:
+        if not source:
+            source.append(open_screen(config))
+        return source[0].grab(Target.from_options({}, config), windows=True)
+
+    return grab
+
+
+def _look(assistant: Any, arrived: threading.Event) -> None:
     try:
-        config = assistant.settings.screen
-        # The same area and redaction a plain screen question captures; the screenshot is
-        # not remembered and not shown: only the vision cache sees it.
-        shot = open_screen(config).grab(Target.from_options({}, config), windows=True)
+        # The screenshot is not remembered and not shown: only the vision cache sees it.
+        shot = _grabber(assistant)()
         tiles = assistant.vision.look([shot.image], arrived)
-        log.debug("looked at %s while listening: %d tiles encoded", shot.label, tiles)
+        log.debug("looked at %s ahead of a command: %d tiles encoded", shot.label, tiles)
     except Exception as exc:  # no screen, no display: the question will say so if it comes
-        log.debug("looking at the screen while listening failed: %s", exc)
+        log.debug("looking at the screen ahead of a command failed: %s", exc)

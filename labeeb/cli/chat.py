@@ -38,8 +38,32 @@ def dropped_paths(line: str) -> list[Path] | None:
     return paths or None
 
 
-def _lines(prompt: str) -> Iterator[str]:
-    """Input lines: with arrow-key history on a terminal, plain lines from a pipe."""
+class Typing:
+    """A command is coming once the first key of a line is typed: plugins are told (the
+    ``command_coming`` hook; the screen plugin looks at the screen while you type), and the
+    line sent (or dropped), that the command arrived."""
+
+    def __init__(self, assistant: Any) -> None:
+        self.assistant = assistant
+        self.arrived: threading.Event | None = None
+
+    def changed(self, buffer: Any) -> None:
+        text = buffer.text.strip()
+        if self.arrived is None and text and not text.startswith("/"):
+            self.arrived = threading.Event()
+            # On a thread of its own: a slow plugin must not stall typing.
+            threading.Thread(target=self.assistant.command_coming, args=(self.arrived, True),
+                             name="labeeb-command-coming", daemon=True).start()
+
+    def sent(self) -> None:
+        if self.arrived is not None:
+            self.arrived.set()
+            self.arrived = None
+
+
+def _lines(prompt: str, typing: Typing | None = None) -> Iterator[str]:
+    """Input lines: with arrow-key history (and ``typing`` told of each key) on a terminal,
+    plain lines from a pipe."""
     if sys.stdin.isatty() and sys.stdout.isatty():
         from platformdirs import user_data_path
         from prompt_toolkit import PromptSession
@@ -47,13 +71,19 @@ def _lines(prompt: str) -> Iterator[str]:
 
         history = user_data_path("labeeb", ensure_exists=True) / "chat_history"
         session: PromptSession[str] = PromptSession(history=FileHistory(str(history)))
+        if typing is not None:
+            session.default_buffer.on_text_changed += typing.changed
         while True:
             try:
-                yield session.prompt(prompt)
+                line = session.prompt(prompt)
             except KeyboardInterrupt:
                 continue  # Ctrl-C at the prompt clears the line
             except EOFError:
                 return
+            finally:
+                if typing is not None:
+                    typing.sent()
+            yield line
     else:
         if hasattr(sys.stdin, "reconfigure"):  # bytes that are not text become U+FFFD, not a crash
             sys.stdin.reconfigure(errors="replace")
@@ -79,7 +109,7 @@ def command(ctx: click.Context, images: tuple[str, ...], speak: bool = False) ->
 
     with app.assistant:
         looking = start_for(app.assistant)  # the screen seen before it is asked about
-        for raw in _lines("you> "):
+        for raw in _lines("you> ", Typing(app.assistant)):
             line = raw.strip()
             if line in ("/quit", "/exit", "/q"):
                 break

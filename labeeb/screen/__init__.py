@@ -172,6 +172,11 @@ def capture(config: ScreenConfig | None, session: Session, options: Mapping[str,
     shot = next((s for s in attached if s is not None and s.target == wanted), None)
     if shot is None:
         shot = open_screen(config).grab(wanted, windows=True)
+        if config is not None and wanted == Target.from_options({}, config):  # the whole screen
+            from labeeb.screen.asking import answer_about
+
+            shot = answer_about(shot, session.seen_while_asked, config)
+    session.seen_while_asked = None  # for the command it was seen for only
     session.screenshot = shot
     session.set_images([shot.image], source="screen")
     return shot

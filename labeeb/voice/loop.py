@@ -221,12 +221,12 @@ class VoiceLoop:
         # plugin looks at the screen). On its own thread: a slow hook must not stall listening.
         self._stop_preparing()
         self._arrived()  # an earlier start that never became an utterance (a cough)
-        self._coming = self._announce("labeeb-command-coming")
+        self._coming = self._announce("labeeb-command-coming", asking=True)
 
-    def _announce(self, name: str) -> threading.Event:
+    def _announce(self, name: str, asking: bool) -> threading.Event:
         """Run the ``command_coming`` hook on a thread of its own; returns its ``arrived`` event."""
         arrived = threading.Event()
-        threading.Thread(target=self.assistant.command_coming, args=(arrived,), name=name, daemon=True).start()
+        threading.Thread(target=self.assistant.command_coming, args=(arrived, asking), name=name, daemon=True).start()
         return arrived
 
     def _arrived(self) -> None:
@@ -253,7 +253,7 @@ class VoiceLoop:
         self._quiet_since = now
         self._stop_preparing()  # the last one stops after the tile in hand; this one looks afresh
         self.idle_preparations += 1
-        self._idle = self._announce("labeeb-idle-prepare")
+        self._idle = self._announce("labeeb-idle-prepare", asking=False)
 
     def _stop_preparing(self) -> None:
         if self._idle is not None:

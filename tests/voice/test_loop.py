@@ -267,12 +267,12 @@ def test_looking_while_listening_can_be_turned_off(whisper, speech, xvfb, monkey
 
 
 def _recording_preparations(assistant):
-    """Wrap ``assistant.command_coming``: the ``arrived`` event of each call, in order."""
+    """Wrap ``assistant.command_coming``: the ``arrived`` event and ``asking`` of each call, in order."""
     calls, original = [], assistant.command_coming
 
-    def record(arrived):
-        calls.append(arrived)
-        original(arrived)
+    def record(arrived, asking):
+        calls.append((arrived, asking))
+        original(arrived, asking)
 
     assistant.command_coming = record
     return calls
@@ -295,7 +295,9 @@ def test_while_idle_the_screen_is_looked_at_before_anything_is_said(whisper, spe
     assert [(t.plugin, t.skill) for t in turns] == [("screen", "describe")]
     assert loop.idle_preparations >= 2  # 2 s of silence, one every 0.6 s
     assert len(calls) >= loop.idle_preparations + 1  # and the one at speech start
-    assert all(event.is_set() for event in calls)  # each stopped: by the next one, speech, or the end
+    assert all(event.is_set() for event, _ in calls)  # each stopped: by the next one, speech, or the end
+    # idle preparations first, not asking (one look each); then the one at speech start, asking
+    assert [asking for _, asking in calls] == [False] * (len(calls) - 1) + [True]
     idle_looks = [images for images, arrived in fake.looks[:2]]
     assert all(images[0].size == (1024, 768) for images in idle_looks)  # the real screenshot
     assert fake.requests[0].images[0].tobytes() == idle_looks[0][0].tobytes()  # what the question saw
