@@ -92,15 +92,16 @@ def _asking(asker, screen) -> tuple[threading.Event, object]:
 
 
 def _labeeb_capture(screen, session) -> tuple[object, str]:
-    """The screenshot Labeeb's screen question answers about (labeeb.screen.capture: the one
-    seen while it was asked, if the screen barely changed since), and which: "seen" (that
-    one), "changed" (the screen changed too much since it) or "none" (no capture was seen whole
-    while it was asked)."""
+    """The screenshot Labeeb's screen question answers about (labeeb.screen.capture: one seen
+    while it was asked, if the screen barely changed since), and which: "whole" (the last one
+    seen whole), "partly" (the latest one, partly encoded), "changed" (the screen changed too
+    much since) or "none" (the look while asked had not begun)."""
     from labeeb.screen import capture
 
-    seen = session.seen_while_asked
+    seen = list(session.seen_while_asked)
     shot = capture(screen, session)
-    return shot, "none" if seen is None else "seen" if shot is seen.shot else "changed"
+    return shot, next(("whole" if s.whole else "partly" for s in seen if shot is s.shot),
+                      "changed" if seen else "none")
 
 
 def _typed_labeeb(asker, screen, answering: threading.Event, at: float, started: float) -> tuple[float, str]:

@@ -49,9 +49,10 @@ class Session:
         self._states: dict[str, dict[str, Any]] = {}
         #: The latest screenshot a skill took, what "what changed?" compares with next.
         self.screenshot: Screenshot | None = None
-        #: The screen as last seen while the command being asked was spoken or typed, all of
-        #: it encoded (labeeb.screen.asking); the next screen question may be answered about it.
-        self.seen_while_asked: Seen | None = None
+        #: The screen as seen while the command being asked was spoken or typed: the last
+        #: capture encoded whole and the latest one begun (labeeb.screen.asking); the next
+        #: screen question may be answered about one of them.
+        self.seen_while_asked: list[Seen] = []
         self._lock = threading.Lock()
 
     # -- the pictures the conversation is about ---------------------------------------------

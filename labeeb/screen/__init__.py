@@ -176,7 +176,7 @@ def capture(config: ScreenConfig | None, session: Session, options: Mapping[str,
             from labeeb.screen.asking import answer_about
 
             shot = answer_about(shot, session.seen_while_asked, config)
-    session.seen_while_asked = None  # for the command it was seen for only
+    session.seen_while_asked = []  # for the command it was seen for only
     session.screenshot = shot
     session.set_images([shot.image], source="screen")
     return shot

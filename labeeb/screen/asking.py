@@ -4,12 +4,13 @@ While a command is being given (speech started, or the first key typed in ``labe
 the screen plugin looks at the screen round after round: each round captures it and has the
 vision model encode what is not cached yet (with the background look caught up, only what
 keeps moving: a clock's seconds, a text cursor, the downscaled whole). The last capture whose
-every tile got encoded is kept in the session (:attr:`labeeb.session.Session.seen_while_asked`).
+every tile got encoded, and the latest one begun, are kept in the session
+(:attr:`labeeb.session.Session.seen_while_asked`).
 
-When the question about the whole screen comes, :func:`answer_about` takes that capture
-instead of the fresh one if the screen has changed since by no more than
+When the question about the whole screen comes, :func:`answer_about` takes the first of those
+instead of the fresh capture if the screen has changed since by no more than
 ``screen.asked_change`` of its pixels (a clock's tick, a few typed characters, a blink), so
-the question starts with nothing left to encode. After a bigger change (another window, a
+the question starts with nothing (or less) left to encode. After a bigger change (another window, a
 dialog, a scrolled page), or with ``screen.asked_change = 0``, it is answered about the fresh
 capture, as without this. Either way the answer is exactly the model's answer about the
 screenshot it names (the reply's ``screenshot`` data, with its ``taken_at``).
@@ -41,10 +42,11 @@ PAUSE = 0.2
 
 @dataclass
 class Seen:
-    """A capture whose every tile the vision model encoded while the command was asked."""
+    """A capture the vision model encoded (``whole``: every tile of it) while the command was asked."""
 
     shot: Screenshot
     glance: Any  # its grey thumbnail (labeeb.screen.glance.thumbnail)
+    whole: bool = False
 
 
 class _Watch:
@@ -62,8 +64,9 @@ class _Watch:
 
 def look_while_asked(vision: Any, grab: Callable[[], Screenshot], arrived: threading.Event,
                      keep: Callable[[Seen], None], pause: float = PAUSE) -> int:
-    """Look at the screen round after round until ``arrived`` is set; ``keep`` each capture
-    once all its tiles are encoded. Returns the rounds completed."""
+    """Look at the screen round after round until ``arrived`` is set; ``keep`` each capture as
+    its round starts, and again once all its tiles are encoded (``whole``). Returns the rounds
+    completed."""
     rounds, last = 0, None
     while not arrived.is_set() and vision.can_look:
         shot = grab()
@@ -71,11 +74,13 @@ def look_while_asked(vision: Any, grab: Callable[[], Screenshot], arrived: threa
         if last is not None and last.shape == glance.shape and (last == glance).all():
             arrived.wait(pause)  # the screen did not change since the last round
             continue
-        watch = _Watch(arrived)
+        seen, watch = Seen(shot, glance), _Watch(arrived)
+        keep(seen)
         encoded = vision.look([shot.image], watch)
         if watch.fired or not vision.can_look:  # stopped before its end: not all of it is seen
             break
-        keep(Seen(shot, glance))
+        seen.whole = True
+        keep(seen)
         rounds, last = rounds + 1, glance
         log.debug("seen while asked: %s, %d tiles encoded this round", shot.label, encoded)
         if not encoded:
@@ -84,12 +89,14 @@ def look_while_asked(vision: Any, grab: Callable[[], Screenshot], arrived: threa
 
 
 def start(vision: Any, grab: Callable[[], Screenshot], arrived: threading.Event, session: Session) -> None:
-    """Start looking while the command is asked, on a thread of its own; what it saw goes to
-    ``session`` (what it kept for an earlier command is dropped first)."""
-    session.seen_while_asked = None
+    """Start looking while the command is asked, on a thread of its own. ``session`` keeps
+    (``seen_while_asked``) the last capture seen whole and the latest one begun, in that
+    order; what it kept for an earlier command is dropped first."""
+    session.seen_while_asked = []
 
     def keep(seen: Seen) -> None:
-        session.seen_while_asked = seen
+        whole = seen if seen.whole else next((s for s in session.seen_while_asked if s.whole), None)
+        session.seen_while_asked = [seen] if whole in (None, seen) else [whole, seen]
 
     def run() -> None:
         try:
@@ -100,22 +107,27 @@ def start(vision: Any, grab: Callable[[], Screenshot], arrived: threading.Event,
     threading.Thread(target=run, name="labeeb-look-while-asked", daemon=True).start()
 
 
-def answer_about(fresh: Screenshot, seen: Seen | None, config: ScreenConfig,
+def answer_about(fresh: Screenshot, seen: list[Seen] | None, config: ScreenConfig,
                  now: Callable[[], float] = time.time) -> Screenshot:
-    """The screenshot a question about the whole screen is answered about: ``seen`` (captured
-    while it was asked, all encoded) when the screen changed since by at most
+    """The screenshot a question about the whole screen is answered about: the first of
+    ``seen`` (captured while it was asked: the last one seen whole, then the latest one begun,
+    whose tiles are partly encoded) from which the screen changed by at most
     ``config.asked_change`` of its pixels, else ``fresh``."""
-    if seen is None or config.asked_change <= 0:
-        return fresh
-    kept = seen.shot
-    if (kept.target != fresh.target or kept.rect != fresh.rect or kept.image.size != fresh.image.size
-            or kept.redacted != fresh.redacted or now() - kept.taken_at > MAX_AGE):
+    if config.asked_change <= 0:
         return fresh
     full = fresh.image.width * fresh.image.height
-    moved = moved_parts(seen.glance, thumbnail(fresh.image), config.change_threshold, full)
-    changed = sum(pixels for _, pixels in moved.values())
-    if changed > config.asked_change * full:
-        log.debug("seen while asked: %.2f%% of the screen changed since; a fresh capture", 100 * changed / full)
-        return fresh
-    log.debug("answering about the screen seen while asked (%.2f%% changed since)", 100 * changed / full)
-    return kept
+    glance = None
+    for candidate in seen or ():
+        kept = candidate.shot
+        if (kept.target != fresh.target or kept.rect != fresh.rect or kept.image.size != fresh.image.size
+                or kept.redacted != fresh.redacted or now() - kept.taken_at > MAX_AGE):
+            continue
+        glance = thumbnail(fresh.image) if glance is None else glance
+        moved = moved_parts(candidate.glance, glance, config.change_threshold, full)
+        changed = sum(pixels for _, pixels in moved.values())
+        if changed <= config.asked_change * full:
+            log.debug("answering about the screen seen while asked (%s; %.2f%% changed since)",
+                      "all of it encoded" if candidate.whole else "partly encoded", 100 * changed / full)
+            return kept
+        log.debug("seen while asked: %.2f%% of the screen changed since", 100 * changed / full)
+    return fresh

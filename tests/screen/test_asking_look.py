@@ -64,9 +64,30 @@ def test_each_round_seen_whole_is_kept_and_one_cut_short_by_the_command_is_not()
     looker = Looker(tiles=3, arrive_after=7, arrived=arrived)
     rounds = look_while_asked(looker, lambda: shot(next(frames)), arrived, kept.append)
     # rounds 1 and 2 finished (6 tiles); round 3 was cut short after its first tile
-    assert rounds == 2 and len(kept) == 2 and len(looker.looked) == 3
-    assert kept[-1].shot.image is looker.looked[1]
-    assert (kept[-1].glance == thumbnail(looker.looked[1])).all()
+    assert rounds == 2 and len(looker.looked) == 3
+    assert [(seen.shot.image, seen.whole) for seen in kept] == [
+        (looker.looked[0], True), (looker.looked[0], True), (looker.looked[1], True), (looker.looked[1], True),
+        (looker.looked[2], False)]  # each kept as its round starts, then again when seen whole
+    assert (kept[2].glance == thumbnail(looker.looked[1])).all()
+
+
+def test_the_session_keeps_the_last_capture_seen_whole_and_the_latest_one_begun():
+    """labeeb.screen.asking.start: what a question may be answered about, best first."""
+    from labeeb.screen import asking
+    from labeeb.session import Session
+
+    arrived, session = threading.Event(), Session()
+    session.seen_while_asked = ["an earlier command's"]
+    frames = iter(desktop(f"12:00:0{s}") for s in range(9))
+    looker = Looker(tiles=3, arrive_after=7, arrived=arrived)
+    asking.start(looker, lambda: shot(next(frames)), arrived, session)
+    assert session.seen_while_asked != ["an earlier command's"]  # dropped at once
+    deadline = time.monotonic() + 10
+    while not arrived.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert [(seen.shot.image, seen.whole) for seen in session.seen_while_asked] == [
+        (looker.looked[1], True), (looker.looked[2], False)]
 
 
 def test_it_stops_at_once_when_the_command_has_arrived_or_the_model_is_gone():
@@ -97,15 +118,19 @@ def test_a_still_screen_is_not_captured_again_and_again():
     assert 2 <= len(grabs) <= 4
 
 
-def seen(image: Image.Image, **kw) -> Seen:
-    return Seen(shot(image, **kw), thumbnail(image))
+def seen(image: Image.Image, whole: bool = True, **kw) -> Seen:
+    return Seen(shot(image, **kw), thumbnail(image), whole)
 
 
 def test_a_clock_tick_or_a_few_typed_characters_since_keep_what_was_seen():
     config = ScreenConfig()
     before = seen(desktop("12:00:01"))
-    assert answer_about(shot(desktop("12:00:02")), before, config) is before.shot
-    assert answer_about(shot(desktop("12:00:02", typed="ret")), before, config) is before.shot
+    assert answer_about(shot(desktop("12:00:02")), [before], config) is before.shot
+    assert answer_about(shot(desktop("12:00:02", typed="ret")), [before], config) is before.shot
+    # the last capture seen whole first; else the latest one begun, if the screen barely changed since
+    latest = seen(desktop("12:00:02", window=True), whole=False)
+    assert answer_about(shot(desktop("12:00:03", window=True)), [before, latest], config) is latest.shot
+    assert answer_about(shot(desktop("12:00:03")), [before, latest], config) is before.shot
 
 
 @pytest.mark.parametrize("why", ["a window came up", "turned off", "another size", "too old", "nothing seen"])
@@ -115,7 +140,7 @@ def test_a_real_change_since_or_no_capture_seen_whole_means_a_fresh_capture(why)
     fresh = shot(desktop("12:00:02", window=why == "a window came up"))
     if why == "another size":
         fresh = shot(desktop("12:00:02").resize((1280, 720)))
-    assert answer_about(fresh, None if why == "nothing seen" else before, config) is fresh
+    assert answer_about(fresh, [] if why == "nothing seen" else [before], config) is fresh
 
 
 @pytest.mark.slow
@@ -136,13 +161,13 @@ def test_typed_or_spoken_the_question_finds_the_screen_seen_whole_and_answers_ex
         arrived = threading.Event()
         assistant.command_coming(arrived, asking=True)
         deadline = time.monotonic() + 60
-        while assistant.session.seen_while_asked is None and time.monotonic() < deadline:
+        while not any(s.whole for s in assistant.session.seen_while_asked) and time.monotonic() < deadline:
             time.sleep(0.05)
         arrived.set()
         while any(t.name == "labeeb-look-while-asked" for t in threading.enumerate()):
             time.sleep(0.05)  # the round in hand ends
-        seen = assistant.session.seen_while_asked  # the last round seen whole
-        assert seen is not None
+        seen = assistant.session.seen_while_asked[0]  # the last round seen whole
+        assert seen.whole
         if change:  # the screen changes after the question was asked
             change()
         return seen, run_command(assistant, "what's on my screen?")
@@ -153,14 +178,14 @@ def test_typed_or_spoken_the_question_finds_the_screen_seen_whole_and_answers_ex
     tokens = list(engine.last.generated)
     # Nothing cached (nor the answer): the same screenshot, all of it encoded now: the same words.
     assistant.vision.forget()
-    assistant.session.seen_while_asked = seen
+    assistant.session.seen_while_asked = [seen]
     again = run_command(assistant, "what's on my screen?")
     assert again.data["screenshot"]["taken_at"] == seen.shot.taken_at
     assert engine.last.tiles_encoded > 0 and list(engine.last.generated) == tokens and again.text == reply.text
 
     seen, reply = ask(lambda: xserver.show("A new dialog: Save changes?", 300, 300, "Dialog"))
     assert reply.data["screenshot"]["taken_at"] != seen.shot.taken_at  # a fresh capture
-    assert assistant.session.seen_while_asked is None  # for its command only
+    assert assistant.session.seen_while_asked == []  # for its command only
 
 
 def test_typing_a_line_in_chat_looks_at_the_screen_until_it_is_sent(xserver):
@@ -184,7 +209,7 @@ def test_typing_a_line_in_chat_looks_at_the_screen_until_it_is_sent(xserver):
     arrived = typing.arrived
     assert arrived is not None and not arrived.is_set()
     deadline = time.monotonic() + 20
-    while assistant.session.seen_while_asked is None and time.monotonic() < deadline:
+    while not fake.looks and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake.looks and fake.looks[0][0][0].size == (1280, 800) and not fake.looks[0][1]
     buffer.insert_text("hat is on my screen?")
