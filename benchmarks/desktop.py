@@ -87,7 +87,8 @@ def _asking(asker, screen) -> tuple[threading.Event, object]:
     from labeeb.session import Session
 
     source, session, arrived = open_screen(screen), Session(), threading.Event()
-    asking.start(asker.vision, lambda: source.grab(Target.from_options({}, screen), windows=True), arrived, session)
+    asking.start(asker.vision, lambda: source.grab(Target.from_options({}, screen), windows=True), arrived, session,
+                 screen)
     return arrived, session
 
 

@@ -240,7 +240,7 @@ def command_coming(assistant: Any, arrived: threading.Event, asking: bool) -> No
     if asking:
         from labeeb.screen import asking as look
 
-        look.start(assistant.vision, _grabber(assistant), arrived, assistant.session)
+        look.start(assistant.vision, _grabber(assistant), arrived, assistant.session, assistant.settings.screen)
     else:
         threading.Thread(target=_look, args=(assistant, arrived), name="labeeb-screen-look", daemon=True).start()
 

@@ -3,9 +3,10 @@
 While a command is being given (speech started, or the first key typed in ``labeeb chat``),
 the screen plugin looks at the screen round after round: each round captures it and has the
 vision model encode what is not cached yet (with the background look caught up, only what
-keeps moving: a clock's seconds, a text cursor, the downscaled whole). The last capture whose
-every tile got encoded, and the latest one begun, are kept in the session
-(:attr:`labeeb.session.Session.seen_while_asked`).
+keeps moving: a clock's seconds, a text cursor, the downscaled whole). Once a capture is seen
+whole, the next round starts only when the screen changed more than ``screen.asked_change``
+since. The last capture whose every tile got encoded, and the latest one begun, are kept in
+the session (:attr:`labeeb.session.Session.seen_while_asked`).
 
 When the question about the whole screen comes, :func:`answer_about` takes the first of those
 instead of the fresh capture if the screen has changed since by no more than
@@ -36,7 +37,7 @@ log = logging.getLogger("labeeb.screen")
 #: A capture seen while a command was asked stays usable this long (seconds): for the command
 #: being asked, never for a later one.
 MAX_AGE = 30.0
-#: Seconds between rounds when a round had nothing to encode (the screen did not change).
+#: Seconds between glances while the capture seen whole still stands for the screen.
 PAUSE = 0.2
 
 
@@ -62,33 +63,44 @@ class _Watch:
         return self.fired
 
 
+def changed_share(before: Any, after: Any, config: ScreenConfig) -> float:
+    """The share of the screen's pixels that differ between two glances (thumbnails)."""
+    if before.shape != after.shape:
+        return 1.0
+    full = float(before.size)
+    return sum(pixels for _, pixels in moved_parts(before, after, config.change_threshold, full).values()) / full
+
+
 def look_while_asked(vision: Any, grab: Callable[[], Screenshot], arrived: threading.Event,
-                     keep: Callable[[Seen], None], pause: float = PAUSE) -> int:
+                     keep: Callable[[Seen], None], config: ScreenConfig, pause: float = PAUSE) -> int:
     """Look at the screen round after round until ``arrived`` is set; ``keep`` each capture as
-    its round starts, and again once all its tiles are encoded (``whole``). Returns the rounds
-    completed."""
-    rounds, last = 0, None
+    its round starts, and again once all its tiles are encoded (``whole``). A new round starts
+    only when the screen changed since the last capture seen whole by more than
+    ``config.asked_change`` (a question would not be answered about that one any more): a
+    clock's tick does not keep both cores busy. Returns the rounds completed."""
+    rounds, whole = 0, None
     while not arrived.is_set() and vision.can_look:
         shot = grab()
         glance = thumbnail(shot.image)
-        if last is not None and last.shape == glance.shape and (last == glance).all():
-            arrived.wait(pause)  # the screen did not change since the last round
+        if whole is not None and changed_share(whole, glance, config) <= config.asked_change:
+            arrived.wait(pause)  # what was seen whole still stands for the screen
             continue
         seen, watch = Seen(shot, glance), _Watch(arrived)
+        if arrived.is_set():
+            break
         keep(seen)
         encoded = vision.look([shot.image], watch)
-        if watch.fired or not vision.can_look:  # stopped before its end: not all of it is seen
+        if watch.fired or arrived.is_set() or not vision.can_look:  # the command came first
             break
         seen.whole = True
         keep(seen)
-        rounds, last = rounds + 1, glance
+        rounds, whole = rounds + 1, glance
         log.debug("seen while asked: %s, %d tiles encoded this round", shot.label, encoded)
-        if not encoded:
-            arrived.wait(pause)  # nothing new to encode: do not capture again at once
     return rounds
 
 
-def start(vision: Any, grab: Callable[[], Screenshot], arrived: threading.Event, session: Session) -> None:
+def start(vision: Any, grab: Callable[[], Screenshot], arrived: threading.Event, session: Session,
+          config: ScreenConfig) -> None:
     """Start looking while the command is asked, on a thread of its own. ``session`` keeps
     (``seen_while_asked``) the last capture seen whole and the latest one begun, in that
     order; what it kept for an earlier command is dropped first."""
@@ -100,7 +112,7 @@ def start(vision: Any, grab: Callable[[], Screenshot], arrived: threading.Event,
 
     def run() -> None:
         try:
-            look_while_asked(vision, grab, arrived, keep)
+            look_while_asked(vision, grab, arrived, keep, config)
         except Exception as exc:  # no screen, no display: the question will say so if it comes
             log.debug("looking at the screen while a command was asked failed: %s", exc)
 
@@ -115,7 +127,6 @@ def answer_about(fresh: Screenshot, seen: list[Seen] | None, config: ScreenConfi
     ``config.asked_change`` of its pixels, else ``fresh``."""
     if config.asked_change <= 0:
         return fresh
-    full = fresh.image.width * fresh.image.height
     glance = None
     for candidate in seen or ():
         kept = candidate.shot
@@ -123,11 +134,10 @@ def answer_about(fresh: Screenshot, seen: list[Seen] | None, config: ScreenConfi
                 or kept.redacted != fresh.redacted or now() - kept.taken_at > MAX_AGE):
             continue
         glance = thumbnail(fresh.image) if glance is None else glance
-        moved = moved_parts(candidate.glance, glance, config.change_threshold, full)
-        changed = sum(pixels for _, pixels in moved.values())
-        if changed <= config.asked_change * full:
+        changed = changed_share(candidate.glance, glance, config)
+        if changed <= config.asked_change:
             log.debug("answering about the screen seen while asked (%s; %.2f%% changed since)",
-                      "all of it encoded" if candidate.whole else "partly encoded", 100 * changed / full)
+                      "all of it encoded" if candidate.whole else "partly encoded", 100 * changed)
             return kept
-        log.debug("seen while asked: %.2f%% of the screen changed since", 100 * changed / full)
+        log.debug("seen while asked: %.2f%% of the screen changed since", 100 * changed)
     return fresh

@@ -60,9 +60,9 @@ class Looker:
 
 def test_each_round_seen_whole_is_kept_and_one_cut_short_by_the_command_is_not():
     arrived, kept = threading.Event(), []
-    frames = iter(desktop(f"12:00:0{s}") for s in range(9))
+    frames = iter(desktop(f"12:00:0{s}", window=s % 2 == 1) for s in range(9))  # a window comes and goes
     looker = Looker(tiles=3, arrive_after=7, arrived=arrived)
-    rounds = look_while_asked(looker, lambda: shot(next(frames)), arrived, kept.append)
+    rounds = look_while_asked(looker, lambda: shot(next(frames)), arrived, kept.append, ScreenConfig())
     # rounds 1 and 2 finished (6 tiles); round 3 was cut short after its first tile
     assert rounds == 2 and len(looker.looked) == 3
     assert [(seen.shot.image, seen.whole) for seen in kept] == [
@@ -78,9 +78,9 @@ def test_the_session_keeps_the_last_capture_seen_whole_and_the_latest_one_begun(
 
     arrived, session = threading.Event(), Session()
     session.seen_while_asked = ["an earlier command's"]
-    frames = iter(desktop(f"12:00:0{s}") for s in range(9))
+    frames = iter(desktop(f"12:00:0{s}", window=s % 2 == 1) for s in range(9))
     looker = Looker(tiles=3, arrive_after=7, arrived=arrived)
-    asking.start(looker, lambda: shot(next(frames)), arrived, session)
+    asking.start(looker, lambda: shot(next(frames)), arrived, session, ScreenConfig())
     assert session.seen_while_asked != ["an earlier command's"]  # dropped at once
     deadline = time.monotonic() + 10
     while not arrived.is_set() and time.monotonic() < deadline:
@@ -93,29 +93,34 @@ def test_the_session_keeps_the_last_capture_seen_whole_and_the_latest_one_begun(
 def test_it_stops_at_once_when_the_command_has_arrived_or_the_model_is_gone():
     arrived, kept = threading.Event(), []
     arrived.set()
-    assert look_while_asked(Looker(), lambda: shot(desktop()), arrived, kept.append) == 0 and not kept
+    assert look_while_asked(Looker(), lambda: shot(desktop()), arrived, kept.append, ScreenConfig()) == 0 and not kept
     gone = Looker()
     gone.can_look = False
-    assert look_while_asked(gone, lambda: shot(desktop()), threading.Event(), kept.append) == 0 and not kept
+    assert look_while_asked(gone, lambda: shot(desktop()), threading.Event(), kept.append, ScreenConfig()) == 0
+    assert not kept
 
 
-def test_a_still_screen_is_not_captured_again_and_again():
-    """A round with nothing to encode waits before the next capture."""
-    arrived, grabs = threading.Event(), []
+def test_a_clock_tick_starts_no_new_round_a_new_window_does():
+    """Once a capture is seen whole, a new round starts only when the screen changed more than
+    screen.asked_change since it (a question would no longer be answered about it)."""
+    arrived, grabs, looked = threading.Event(), [], []
+    frames = [desktop("12:00:01"), desktop("12:00:02"), desktop("12:00:03"), desktop("12:00:04", window=True)]
 
-    class Seen:
+    class Looker:
         can_look = True
 
         def look(self, images, until):
-            return 0  # all of it cached already
+            looked.append(images[0])
+            return 1
 
     def grab():
-        grabs.append(time.monotonic())
-        return shot(desktop())
+        grabs.append(1)
+        if len(grabs) > len(frames):
+            arrived.set()
+        return shot(frames[min(len(grabs), len(frames)) - 1])
 
-    threading.Timer(0.5, arrived.set).start()
-    look_while_asked(Seen(), grab, arrived, lambda seen: None, pause=0.2)
-    assert 2 <= len(grabs) <= 4
+    look_while_asked(Looker(), grab, arrived, lambda seen: None, ScreenConfig(), pause=0.01)
+    assert looked == [frames[0], frames[3]]  # the clock's ticks in between started nothing
 
 
 def seen(image: Image.Image, whole: bool = True, **kw) -> Seen:
