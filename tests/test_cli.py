@@ -97,6 +97,16 @@ def test_doctor_and_config_say_whether_the_background_look_is_on_and_what_it_cos
     assert "screen.background_look" in config and "screen.background_budget" in config
 
 
+def test_doctor_and_config_say_whether_the_screen_is_looked_at_while_a_command_is_asked():
+    on = next(line for line in run_labeeb("doctor").stdout.splitlines() if " look while you ask:" in line)
+    assert "on while a command is spoken or typed in chat" in on and "at most 0.5% of it changed" in on
+    fresh = run_labeeb("doctor", env={"LABEEB_SCREEN__ASKED_CHANGE": "0"}).stdout
+    assert "answered about a fresh capture (screen.asked_change = 0)" in fresh
+    off = run_labeeb("doctor", env={"LABEEB_SCREEN__LOOK_WHILE_LISTENING": "false"}).stdout
+    assert "look while you ask: off" in off
+    assert "screen.asked_change" in run_labeeb("config").stdout
+
+
 def test_doctor_says_when_speech_has_no_output_device():
     result = run_labeeb("doctor", env={"LABEEB_TTS__OUTPUT_DEVICE": "no-such-speaker"})
     line = next(line for line in result.stdout.splitlines() if " speech output:" in line)

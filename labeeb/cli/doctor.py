@@ -106,6 +106,20 @@ def check_background_look(settings: Settings) -> Check:
         "screen.background_look = false turns it off"))
 
 
+def check_asking_look(settings: Settings) -> Check:
+    """Whether the screen is looked at while a command is asked, and what that may cost."""
+    screen = settings.screen
+    if not screen.look_while_listening:
+        return Check("look while you ask", "OK", "off (screen.look_while_listening = false): screen questions "
+                                                 "capture the screen when they arrive")
+    reuse = (f"a screen question is answered about the screen seen while it was asked when at most "
+             f"{screen.asked_change:.1%} of it changed since (screen.asked_change)" if screen.asked_change > 0
+             else "screen questions are answered about a fresh capture (screen.asked_change = 0)")
+    return Check("look while you ask", "OK", (
+        f"on while a command is spoken or typed in chat: both cores encode the screen until it arrives; {reuse}; "
+        "screen.look_while_listening = false turns it off"))
+
+
 def check_microphone(settings: Settings) -> Check:
     try:
         import sounddevice
@@ -199,8 +213,8 @@ def check_plugins(app) -> Check:  # type: ignore[no-untyped-def]
 
 
 CHECKS: list[Callable[[Settings], Check]] = [
-    check_privacy, check_model, check_gpu, check_screen, check_background_look, check_microphone, check_speech_model,
-    check_speech,
+    check_privacy, check_model, check_gpu, check_screen, check_background_look, check_asking_look, check_microphone,
+    check_speech_model, check_speech,
 ]
 
 
