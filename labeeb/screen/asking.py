@@ -50,19 +50,6 @@ class Seen:
     whole: bool = False
 
 
-class _Watch:
-    """``until`` for one round's look: set when the command arrived; remembers whether the look
-    saw it set (then the round stopped before its end)."""
-
-    def __init__(self, arrived: threading.Event) -> None:
-        self.arrived, self.fired = arrived, False
-
-    def is_set(self) -> bool:
-        if self.arrived.is_set():
-            self.fired = True
-        return self.fired
-
-
 def changed_share(before: Any, after: Any, config: ScreenConfig) -> float:
     """The share of the screen's pixels that differ between two glances (thumbnails)."""
     if before.shape != after.shape:
@@ -85,12 +72,12 @@ def look_while_asked(vision: Any, grab: Callable[[], Screenshot], arrived: threa
         if whole is not None and changed_share(whole, glance, config) <= config.asked_change:
             arrived.wait(pause)  # what was seen whole still stands for the screen
             continue
-        seen, watch = Seen(shot, glance), _Watch(arrived)
+        seen = Seen(shot, glance)
         if arrived.is_set():
             break
         keep(seen)
-        encoded = vision.look([shot.image], watch)
-        if watch.fired or arrived.is_set() or not vision.can_look:  # the command came first
+        encoded = vision.look([shot.image], arrived)
+        if arrived.is_set() or not vision.can_look:  # the command came first: keep nothing more
             break
         seen.whole = True
         keep(seen)
