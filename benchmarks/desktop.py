@@ -162,7 +162,8 @@ def _spoken_labeeb(asker, voice, screen, answering: threading.Event) -> tuple[fl
     return speaker.first_audio_at - start, seen
 
 
-def session(variant: str, model_dir: str, minutes: float, times: list[float], seed: int, tokens: int) -> dict:
+def session(variant: str, model_dir: str, minutes: float, times: list[float], seed: int, tokens: int,
+            asked_change: float | None = None) -> dict:
     """One arm, in this process, on the display in DISPLAY: the first, third, fifth...
     question typed, the others spoken."""
     from labeeb.config import ScreenConfig
@@ -178,7 +179,7 @@ def session(variant: str, model_dir: str, minutes: float, times: list[float], se
     asker.ask([scenes.screenshot(seed=10_000)], "Warm up.")
     asker.forget()
     voice = Voice(labeeb=labeeb)  # loaded and warmed, untimed: a running assistant has it loaded
-    screen = ScreenConfig()
+    screen = ScreenConfig() if asked_change is None else ScreenConfig(asked_change=asked_change)
     grab, target = open_screen(screen), Target.from_options({}, screen)
     look, answering = None, threading.Event()
     lasts = max(minutes * 60, times[-1] if times else 0) + 150
@@ -234,12 +235,15 @@ def main() -> None:
                         help="how many, alternately typed and spoken (default 8: 4 of each)")
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--asked-change", type=float,
+                        help="screen.asked_change for Labeeb (0: every question about a fresh capture)")
     parser.add_argument("--model", help="model directory (default: the random-weights SmolVLM-256M)")
     parser.add_argument("--arm", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.arm:  # a worker: one arm, prints JSON
         times = schedule(args.minutes, args.questions, args.seed)
-        print(json.dumps(session(args.arm, args.model, args.minutes, times, args.seed, args.tokens)))
+        print(json.dumps(session(args.arm, args.model, args.minutes, times, args.seed, args.tokens,
+                                 args.asked_change)))
         return
     from benchmarks.__main__ import model_dir
 
@@ -255,7 +259,8 @@ def main() -> None:
         for arm in ("reference", "labeeb"):
             out = subprocess.run([sys.executable, "-m", "benchmarks.desktop", "--arm", arm, "--model", model,
                                   "--minutes", str(args.minutes), "--questions", str(args.questions),
-                                  "--tokens", str(args.tokens), "--seed", str(args.seed)],
+                                  "--tokens", str(args.tokens), "--seed", str(args.seed),
+                                  *(["--asked-change", str(args.asked_change)] if args.asked_change is not None else [])],
                                  capture_output=True, text=True, env=env, cwd=HERE.parent)
             if out.returncode:
                 raise SystemExit(f"{arm} failed:\n{out.stderr[-3000:]}")
