@@ -82,13 +82,11 @@ def _typed(asker, grab, target, answering: threading.Event) -> float:
 def _asking(asker, screen) -> tuple[threading.Event, object]:
     """Start the look while a command is asked, as the screen plugin's ``command_coming`` hook
     does (labeeb.screen.asking): (the event that says it arrived, the session it keeps to)."""
-    from labeeb.screen import Target, open_screen
-    from labeeb.screen import asking
+    from labeeb.screen import asking, whole_screen
     from labeeb.session import Session
 
-    source, session, arrived = open_screen(screen), Session(), threading.Event()
-    asking.start(asker.vision, lambda: source.grab(Target.from_options({}, screen), windows=True), arrived, session,
-                 screen)
+    session, arrived = Session(), threading.Event()
+    asking.start(asker.vision, whole_screen(screen), arrived, session, screen)
     return arrived, session
 
 

@@ -238,32 +238,20 @@ def command_coming(assistant: Any, arrived: threading.Event, asking: bool) -> No
     if not (assistant.settings.screen.look_while_listening and assistant.vision.can_look):
         return
     if asking:
-        from labeeb.screen import asking as look
+        from labeeb.screen import asking, whole_screen
 
-        look.start(assistant.vision, _grabber(assistant), arrived, assistant.session, assistant.settings.screen)
+        config = assistant.settings.screen
+        asking.start(assistant.vision, whole_screen(config), arrived, assistant.session, config)
     else:
         threading.Thread(target=_look, args=(assistant, arrived), name="labeeb-screen-look", daemon=True).start()
-
-
-def _grabber(assistant: Any) -> Callable[[], Any]:
-    """Captures of the whole screen as a plain screen question takes them (the same area and
-    redaction); the screen is opened on the first."""
-    from labeeb.screen import Target, open_screen
-
-    config, source = assistant.settings.screen, []
-
-    def grab() -> Any:
-        if not source:
-            source.append(open_screen(config))
-        return source[0].grab(Target.from_options({}, config), windows=True)
-
-    return grab
 
 
 def _look(assistant: Any, arrived: threading.Event) -> None:
     try:
         # The screenshot is not remembered and not shown: only the vision cache sees it.
-        shot = _grabber(assistant)()
+        from labeeb.screen import whole_screen
+
+        shot = whole_screen(assistant.settings.screen)()
         tiles = assistant.vision.look([shot.image], arrived)
         log.debug("looked at %s ahead of a command: %d tiles encoded", shot.label, tiles)
     except Exception as exc:  # no screen, no display: the question will say so if it comes

@@ -15,14 +15,14 @@ import contextlib
 import os
 import sys
 from dataclasses import astuple
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from labeeb.screen.capture import BaseScreen, ScreenSource, Screenshot, Target
 from labeeb.screen.geometry import Rect, ScreenTargetError, ScreenUnavailableError, where
 
 __all__ = [
     "FrameScreen", "MssScreen", "Rect", "ScreenSource", "ScreenTargetError", "ScreenUnavailableError",
-    "Screenshot", "Target", "check_session", "grab_for_options", "open_screen",
+    "Screenshot", "Target", "check_session", "grab_for_options", "open_screen", "whole_screen",
     "screen_options", "where",
 ]
 
@@ -157,6 +157,19 @@ def screen_options(monitor: int | None = None, region: str | None = None) -> dic
 def grab_for_options(config: ScreenConfig | None, options: Mapping[str, Any]) -> Screenshot:
     """A fresh, redacted screenshot of what ``options`` ask for (``labeeb ask --screen``)."""
     return open_screen(config).grab(Target.from_options(options, config))
+
+
+def whole_screen(config: ScreenConfig) -> Callable[[], Screenshot]:
+    """Captures of the whole screen as a plain screen question takes them (the same area and
+    redaction, the windows listed); the screen is opened on the first."""
+    source: list[Any] = []
+
+    def grab() -> Screenshot:
+        if not source:
+            source.append(open_screen(config))
+        return source[0].grab(Target.from_options({}, config), windows=True)
+
+    return grab
 
 
 def capture(config: ScreenConfig | None, session: Session, options: Mapping[str, Any] | None = None,
